@@ -1,0 +1,42 @@
+# The two commands of the README:
+#   make demo   set up, then run the end-to-end demo on the embedded MLflow store
+#   make test   set up (dev extra and system packages), then run the whole test suite
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+UV    := $(VENV)/bin/uv
+
+.PHONY: demo test install install-dev system-deps export clean-nbs lint bench
+
+$(UV):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv
+
+install: $(UV)
+	$(UV) pip install --quiet --python $(PY) -e .
+
+install-dev: $(UV)
+	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+
+# Debian packages the tests need (none yet beyond the base image); apt only runs when one is missing.
+SYSTEM_PACKAGES :=
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+demo: install
+	$(VENV)/bin/mlops-wb info
+
+test: install-dev system-deps
+	@set -o pipefail; $(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure, not a pass." >&2; exit 1; fi; exit $$rc
+
+# Developer helpers
+export:
+	$(VENV)/bin/nbdev-clean && $(VENV)/bin/nbdev-export
+
+lint:
+	$(VENV)/bin/ruff check mlops_wb
+
+bench:
+	$(PY) bench/import_time.py

@@ -1,0 +1,86 @@
+"""Shared fixtures: real MLflow stores (a migrated SQLite template, a real `mlflow server`) and a clean environment."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    "A free TCP port on 127.0.0.1."
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    "The current environment without variables that would point the workbench elsewhere."
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLOPS_WB_SETTINGS", "MLOPS_WB_USER")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    "A migrated, empty MLflow SQLite store, created once per session (migrating costs seconds)."
+    folder = tmp_path_factory.mktemp("template")
+    db = folder / "mlflow.db"
+    code = ("from mlflow import MlflowClient; "
+            f"MlflowClient(tracking_uri='sqlite:///{db}').search_experiments()")
+    subprocess.run([sys.executable, "-c", code], check=True, env=clean_env(), capture_output=True)
+    return db
+
+
+@pytest.fixture
+def tracking_uri(sqlite_template, tmp_path) -> str:
+    "A fresh SQLite tracking store of this test's own."
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    shutil.copy(sqlite_template, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    "A real `mlflow server` on 127.0.0.1 with a SQLite backend; yields its URL and stops its process group after."
+    folder = tmp_path_factory.mktemp("server")
+    port = free_port()
+    env = clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    log = open(folder / "server.log", "wb")
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{folder}/mlflow.db", "--artifacts-destination", str(folder / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("mlflow server did not start:\n" + (folder / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
