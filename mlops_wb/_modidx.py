@@ -7,6 +7,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'mlops_wb.cli.handle_errors': ('cli.html#handle_errors', 'mlops_wb/cli.py'),
                               'mlops_wb.cli.info': ('cli.html#info', 'mlops_wb/cli.py'),
                               'mlops_wb.cli.init': ('cli.html#init', 'mlops_wb/cli.py'),
+                              'mlops_wb.cli.load_commands': ('cli.html#load_commands', 'mlops_wb/cli.py'),
                               'mlops_wb.cli.main': ('cli.html#main', 'mlops_wb/cli.py'),
                               'mlops_wb.cli.workbench_info': ('cli.html#workbench_info', 'mlops_wb/cli.py')},
             'mlops_wb.core': { 'mlops_wb.core.ApprovalError': ('core.html#approvalerror', 'mlops_wb/core.py'),
