@@ -1,0 +1,154 @@
+"""A real JupyterLab on 127.0.0.1 driven by Debian's headless Chromium through Playwright.
+
+The fixtures start and stop everything they need, on free ports, and leave no process behind.
+Never run `playwright install`: the browser is /usr/bin/chromium (the README's test command installs it).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import BIN, REPO, clean_env, free_port  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOTS = REPO / "docs" / "screenshots"  # the README links these
+FAILURES = REPO / "tests" / "artifacts"  # screenshots and logs of failed browser tests (gitignored)
+
+
+class Lab:
+    "A running JupyterLab server and one Chromium page on it, with helpers to act as a user would."
+
+    def __init__(self, url: str, token: str, page, root: Path, log: Path):
+        self.url, self.token, self.page, self.root, self.log = url, token, page, root, log
+        self.console_errors: list[str] = []
+        page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.console_errors.append(f"pageerror: {e}"))
+
+    def open(self, notebook: str, timeout: float = 90_000) -> None:
+        "Open a notebook and wait until its kernel is idle (answering the kernel dialog if Lab shows one)."
+        p = self.page
+        p.goto(f"{self.url}/lab/tree/{notebook}?token={self.token}")
+        p.wait_for_selector(".jp-Notebook", timeout=timeout)
+        p.wait_for_function("() => { const e = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+                            " return e && e.getAttribute('data-status') === 'idle'; }", timeout=timeout)
+        try:
+            p.wait_for_selector(".jp-Dialog:has-text('Select Kernel')", timeout=4000)
+            p.click(".jp-Dialog button:has-text('Select')")
+        except Exception:  # noqa: BLE001 - no dialog: the kernel started on its own
+            pass
+        for label in ("No",):  # the "Jupyter news?" toast
+            loc = p.locator(".jp-Notification-Toast button:has-text('%s')" % label)
+            if loc.count():
+                loc.first.click()
+
+    def run_all(self, timeout: float = 300_000) -> None:
+        "Run > Run All Cells, then wait until the kernel is idle again and no cell is pending."
+        p = self.page
+        p.click("li.lm-MenuBar-item:has-text('Run')")
+        p.click("li.lm-Menu-item:has-text('Run All Cells')")
+        p.wait_for_function("() => [...document.querySelectorAll('.jp-InputPrompt')].every(e => !e.textContent.includes('*'))"
+                            " && document.querySelector('.jp-Notebook-ExecutionIndicator').getAttribute('data-status') === 'idle'",
+                            timeout=timeout)
+
+    def cell_errors(self) -> list[str]:
+        "Text of every error output in the notebook."
+        return self.page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                                 ", .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").all_inner_texts()
+
+    def screenshot(self, name: str, locator=None) -> Path:
+        "Save a screenshot (of `locator`, or the page) into docs/screenshots/."
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        (locator or self.page).screenshot(path=str(path))
+        return path
+
+
+def start_lab(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, str, Path]:
+    "Start `jupyter lab` on 127.0.0.1 serving `root`; returns the process, URL, token and log path."
+    port, token = free_port(), secrets.token_hex(16)
+    log = root / ".jupyter-lab.log"
+    proc = subprocess.Popen(
+        [str(BIN / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"],
+        cwd=root, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("jupyter lab did not start:\n" + log.read_text()[-3000:]) from None
+            time.sleep(0.5)
+    return proc, url, token, log
+
+
+def stop(proc: subprocess.Popen) -> None:
+    "Stop a process group started with start_new_session=True; kill it if it lingers."
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    "Debian's Chromium, headless, through Playwright."
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package (apt-get install chromium).")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def lab_factory(chromium, request):
+    "Start a JupyterLab on a project folder with extra environment; yields a function returning a `Lab`."
+    started: list[tuple[subprocess.Popen, Lab]] = []
+
+    def make(root: Path, **env: str) -> Lab:
+        proc, url, token, log = start_lab(root, clean_env(**env))
+        page = chromium.new_page(viewport={"width": 1500, "height": 1100})
+        lab = Lab(url, token, page, root, log)
+        started.append((proc, lab))
+        return lab
+
+    yield make
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for proc, lab in started:
+        if failed:
+            FAILURES.mkdir(parents=True, exist_ok=True)
+            name = request.node.name.replace("/", "_")
+            lab.page.screenshot(path=str(FAILURES / f"{name}.png"), full_page=True)
+            (FAILURES / f"{name}.console.txt").write_text("\n".join(lab.console_errors))
+            (FAILURES / f"{name}.lab.log").write_text(lab.log.read_text(errors="replace"))
+        lab.page.close()
+        stop(proc)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    "Remember each phase's outcome on the test item, so fixtures can save screenshots on failure."
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
