@@ -18,8 +18,9 @@ install: $(UV)
 install-dev: $(UV)
 	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
 
-# Debian packages the tests need (none yet beyond the base image); apt only runs when one is missing.
-SYSTEM_PACKAGES :=
+# Debian packages the tests need: Chromium for the browser tests, PostgreSQL for the team tests.
+# apt only runs when one is missing.
+SYSTEM_PACKAGES := chromium postgresql
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi

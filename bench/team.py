@@ -1,0 +1,192 @@
+"""Team scale, measured in one run: runs logged per second with 1, 2 and 4 concurrent client processes.
+
+Three stores side by side, all on this machine and on loopback only:
+  1. `mlflow server` on a PostgreSQL backend (the shared team server: `mlops_wb.server.start_server`);
+  2. `mlflow server` on a SQLite backend (the same server, MLflow's single-file store);
+  3. direct SQLite, no server (the embedded default: every client opens the file itself).
+One run = create_run + one log_batch (10 params, 10 metrics) + set_terminated, through `mlflow.MlflowClient`.
+Each cell runs N client processes (forked, already warm: imported, connected, one run logged) for `--seconds`;
+the figure is all their finished runs divided by the wall time. Afterwards every store is searched with MLflow's
+client to check that each run a client logged is there (no loss). PostgreSQL and both servers are started here,
+on free ports on 127.0.0.1, and stopped at the end.
+
+Run: .venv/bin/python bench/team.py [--seconds 5] [--clients 1,2,4]   (about 2-3 minutes on 2 cores)
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+PARAMS = 10
+METRICS = 10
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_one(client, experiment_id: str, worker: int, i: int) -> str:
+    "One benchmark run: create, one log_batch of 10 params and 10 metrics, terminate."
+    from mlflow.entities import Metric, Param
+
+    run_id = client.create_run(experiment_id, run_name=f"w{worker}-{i}").info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, params=[Param(f"p{k}", str(k * i)) for k in range(PARAMS)],
+                     metrics=[Metric(f"m{k}", k * 0.5 + i, now, 0) for k in range(METRICS)])
+    client.set_terminated(run_id)
+    return run_id
+
+
+def worker(uri: str, experiment: str, index: int, seconds: float, barrier, results) -> None:
+    "A client process: connect, warm up with one run, wait for the others, then log runs for `seconds`."
+    try:
+        from mlflow import MlflowClient
+
+        from mlops_wb.core import ensure_experiment
+
+        client = MlflowClient(tracking_uri=uri)
+        exp_id = ensure_experiment(experiment, client=client)
+        log_one(client, exp_id, index, -1)  # warm-up, not counted
+        barrier.wait(timeout=300)
+        done, errors, latencies, first_error = 0, 0, [], None
+        t0 = time.perf_counter()
+        while (start := time.perf_counter()) - t0 < seconds:
+            try:
+                log_one(client, exp_id, index, done + errors)
+                done += 1
+                latencies.append(time.perf_counter() - start)
+            except Exception as e:  # count every failure a user would see (SQLite's "database is locked", HTTP 5xx)
+                errors += 1
+                first_error = first_error or f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"
+        results.put({"worker": index, "done": done, "errors": errors, "elapsed": time.perf_counter() - t0,
+                     "latencies": latencies, "error": first_error})
+    except Exception:
+        barrier.abort()
+        results.put({"worker": index, "crash": traceback.format_exc()})
+
+
+def measure(uri: str, experiment: str, clients: int, seconds: float) -> dict:
+    "Run `clients` forked worker processes against `uri`; aggregate their counts."
+    ctx = mp.get_context("fork")  # the parent has imported mlflow but opened no store: children start warm and fast
+    barrier, results = ctx.Barrier(clients), ctx.Queue()
+    procs = [ctx.Process(target=worker, args=(uri, experiment, i, seconds, barrier, results)) for i in range(clients)]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    crashes = [r["crash"] for r in out if "crash" in r]
+    if crashes:
+        raise RuntimeError("a client process failed:\n" + crashes[0])
+    lat = sorted(x for r in out for x in r["latencies"])
+    done = sum(r["done"] for r in out)
+    return {"clients": clients, "runs": done, "errors": sum(r["errors"] for r in out),
+            "rate": done / max(r["elapsed"] for r in out),
+            "p50": 1000 * statistics.median(lat) if lat else float("nan"),
+            "p95": 1000 * lat[int(0.95 * (len(lat) - 1))] if lat else float("nan"),
+            "error": next((r["error"] for r in out if r["error"]), None)}
+
+
+def count_runs(uri: str, experiment: str) -> int:
+    "Finished runs of `experiment` in the store, counted with MLflow's own client (page by page)."
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    n, token = 0, None
+    while True:
+        page = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                                  max_results=1000, page_token=token)
+        n += len(page)
+        token = page.token
+        if not token:
+            return n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=5.0, help="measuring time per cell (default 5)")
+    ap.add_argument("--clients", default="1,2,4", help="concurrent client processes per cell (default 1,2,4)")
+    args = ap.parse_args()
+    counts = [int(c) for c in args.clients.split(",")]
+    if args.seconds <= 0 or args.seconds > 60 or not counts or min(counts) < 1 or max(counts) > 8:
+        ap.error("--seconds must be in (0, 60] and --clients between 1 and 8")
+
+    import mlflow  # noqa: F401  (imported before forking, so the client processes start warm)
+
+    from mlops_wb.server import start_postgres, start_server, stop_postgres, stop_server
+
+    work = Path(tempfile.mkdtemp(prefix="bench_team_"))
+    work.chmod(0o755)  # the postgres user must reach its cluster inside
+    t_start = time.perf_counter()
+    try:
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; Python "
+              f"{platform.python_version()}, mlflow {mlflow.__version__}", flush=True)
+        pg = start_postgres(work / "pg")
+        print(f"PostgreSQL {pg.version} on 127.0.0.1:{pg.port}; starting two mlflow servers ...", flush=True)
+        with ThreadPoolExecutor(2) as pool:
+            pg_server = pool.submit(start_server, backend_uri=pg.uri, port=free_port(), folder=work / "pg_server",
+                                    wait=180)
+            sq_server = pool.submit(start_server, backend_uri=f"sqlite:///{work}/server.db", port=free_port(),
+                                    folder=work / "sqlite_server", wait=180)
+            pg_url, sq_url = pg_server.result().url, sq_server.result().url
+        direct = f"sqlite:///{work}/direct.db"
+        subprocess.run([sys.executable, "-c", f"from mlflow import MlflowClient; MlflowClient('{direct}')"],
+                       check=True, capture_output=True)  # migrate once, outside the measurement
+        stores = [(f"mlflow server on PostgreSQL {pg.version}", pg_url),
+                  ("mlflow server on SQLite", sq_url), ("direct SQLite (no server)", direct)]
+        rows = []
+        for label, uri in stores:
+            for n in counts:
+                r = measure(uri, f"bench-{n}", n, args.seconds)
+                rows.append((label, uri, r))
+                print(f"  {label:<34} {n} client(s): {r['rate']:7.1f} runs/s", flush=True)
+        found = {}
+        for label, uri in stores:
+            found[label] = sum(count_runs(uri, f"bench-{n}") for n in counts)
+    finally:
+        for folder in ("pg_server", "sqlite_server"):
+            stop_server(work / folder)
+        stop_postgres(work / "pg", remove=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    print(f"Runs logged per second: create_run + log_batch ({PARAMS} params, {METRICS} metrics) + set_terminated;")
+    print(f"N client processes for {args.seconds:g} s per cell; mlflow server with --workers 1; loopback only.")
+    print(f"{'store':<36}{'clients':>8}{'runs':>7}{'errors':>8}{'runs/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
+    for label, _, r in rows:
+        print(f"{label:<36}{r['clients']:>8}{r['runs']:>7}{r['errors']:>8}{r['rate']:>9.1f}{r['p50']:>9.1f}"
+              f"{r['p95']:>9.1f}")
+    print()
+    for label, _uri in stores:
+        logged = sum(r["runs"] for lab, _, r in rows if lab == label) + sum(counts)  # + one warm-up run per client
+        verdict = "none lost" if found[label] == logged else f"MISMATCH ({logged - found[label]} missing)"
+        print(f"{label:<36} runs logged {logged:>6}, found by MLflow's client {found[label]:>6}: {verdict}")
+    for label, _, r in rows:
+        if r["error"]:
+            print(f"first error, {label}, {r['clients']} clients: {r['error']}")
+    print(f"\ntotal time {time.perf_counter() - t_start:.0f} s")
+
+    # --- Distributed drift: speed-up of compute_drift on a 10M-row Dask DataFrame with 1, 2 and 4 workers ---
+    # The second half of this benchmark (issue 9) is added by the distributed-drift work, beside the figures above.
+
+
+if __name__ == "__main__":
+    main()
