@@ -26,7 +26,7 @@ system-deps:
 	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 demo: install
-	$(VENV)/bin/mlops-wb info
+	$(VENV)/bin/mlops-wb demo
 
 test: install-dev system-deps
 	@set -o pipefail; $(PY) -m pytest; rc=$$?; \

@@ -84,3 +84,26 @@ def mlflow_server(tmp_path_factory):
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+DEMO_SETTINGS = """[tracking]
+experiment = mlops_wb
+
+[approval]
+approvers = demo-approver, reviewer
+four_eyes = true
+# demo only: pipelines may approve their own candidates
+auto_approve = true
+"""
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory) -> Path:
+    "A project folder on which `mlops-wb demo` ran once (embedded store, v1 champion, v2 pending). Copy before changing."
+    root = tmp_path_factory.mktemp("demo_project")
+    (root / "settings.ini").write_text(DEMO_SETTINGS)
+    r = subprocess.run([str(BIN / "mlops-wb"), "demo"], cwd=root, env=clean_env(MLOPS_WB_USER="data-scientist"),
+                       capture_output=True, text=True, timeout=1500)
+    (root / "demo-first-run.log").write_text(r.stdout + "\n" + r.stderr)
+    assert r.returncode == 0, f"mlops-wb demo failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+    return root
