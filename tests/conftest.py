@@ -101,6 +101,10 @@ auto_approve = true
 def demo_project(tmp_path_factory) -> Path:
     "A project folder on which `mlops-wb demo` ran once (embedded store, v1 champion, v2 pending). Copy before changing."
     root = tmp_path_factory.mktemp("demo_project")
+    reuse = os.environ.get("MLOPS_WB_TEST_DEMO_PROJECT")  # a developer's shortcut: a folder where the demo ran
+    if reuse:
+        shutil.copytree(reuse, root, dirs_exist_ok=True)
+        return root
     (root / "settings.ini").write_text(DEMO_SETTINGS)
     r = subprocess.run([str(BIN / "mlops-wb"), "demo"], cwd=root, env=clean_env(MLOPS_WB_USER="data-scientist"),
                        capture_output=True, text=True, timeout=1500)

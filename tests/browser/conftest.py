@@ -47,10 +47,15 @@ class Lab:
             p.click(".jp-Dialog button:has-text('Select')")
         except Exception:  # noqa: BLE001 - no dialog: the kernel started on its own
             pass
-        for label in ("No",):  # the "Jupyter news?" toast
-            loc = p.locator(".jp-Notification-Toast button:has-text('%s')" % label)
-            if loc.count():
-                loc.first.click()
+        self.dismiss_toasts()
+
+    def dismiss_toasts(self) -> None:
+        "Close notification toasts (such as 'Jupyter news?') so they cover nothing."
+        for loc in self.page.locator(".jp-Notification-Toast-Close, .Toastify__close-button").all():
+            try:
+                loc.click(timeout=2000)
+            except Exception:  # noqa: BLE001 - it went away by itself
+                pass
 
     def run_all(self, timeout: float = 300_000) -> None:
         "Run > Run All Cells, then wait until the kernel is idle again and no cell is pending."
@@ -78,6 +83,10 @@ def start_lab(root: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, s
     "Start `jupyter lab` on 127.0.0.1 serving `root`; returns the process, URL, token and log path."
     port, token = free_port(), secrets.token_hex(16)
     log = root / ".jupyter-lab.log"
+    settings = root / ".jupyter-lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    env = {**env, "JUPYTERLAB_SETTINGS_DIR": str(root / ".jupyter-lab-settings")}
     proc = subprocess.Popen(
         [str(BIN / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
@@ -128,7 +137,7 @@ def lab_factory(chromium, request):
 
     def make(root: Path, **env: str) -> Lab:
         proc, url, token, log = start_lab(root, clean_env(**env))
-        page = chromium.new_page(viewport={"width": 1500, "height": 1100})
+        page = chromium.new_page(viewport={"width": 1400, "height": 2200})
         lab = Lab(url, token, page, root, log)
         started.append((proc, lab))
         return lab
