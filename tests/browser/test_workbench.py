@@ -104,6 +104,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     page.locator(".jp-Notebook .jp-Cell").last.click()
     page.keyboard.press("Escape")
     page.keyboard.press("b")
+    page.keyboard.press("Enter")  # edit mode in the new cell
     page.keyboard.type("DeploymentApproval(version='1', user='mallory')")
     page.keyboard.press("Shift+Enter")
     mine = page.locator(".jp-OutputArea-output:has(.jupyter-widgets)").nth(3)

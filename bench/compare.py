@@ -1,0 +1,229 @@
+"""Experiment comparison at scale: our `load_runs`, first view and `compare_runs` beside MLflow's own calls.
+
+Builds (once, cached under bench/results/) an experiment of 10,000 runs in a SQLite store: 10 params, 10 final
+metrics and 2 metric histories of 50 steps each per run. Then prints, measured in the same process and run:
+
+- `mlflow.search_runs` of all runs            (the anchor)
+- `mlops_wb.tracking.load_runs` of all runs   (target: no slower than the anchor)
+- time to `ExperimentComparison`'s first view (target: at most a tenth of the anchor)
+- `compare_runs` of 100 runs with histories   (target: faster than fetching their histories one by one)
+
+Run: .venv/bin/python bench/compare.py [--runs 10000] [--repeat 3] [--rebuild]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+EXPERIMENT = "bench-compare"
+PARAMS = 10
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2", "fit_seconds")
+HISTORIES = ("train_loss", "val_loss")
+STEPS = 50
+
+
+def _run_payload(i: int, rng: random.Random, t0: int):
+    "Params, metrics (final and histories) and tags of synthetic run number `i`."
+    from mlflow.entities import Metric, Param, RunTag
+
+    model = rng.choice(["random_forest", "gradient_boosting", "logistic_regression"])
+    params = {
+        "model": model, "n_estimators": str(rng.choice([50, 100, 200, 400])), "max_depth": str(rng.randint(2, 12)),
+        "learning_rate": f"{10 ** rng.uniform(-3, 0):.5f}", "min_samples_leaf": str(rng.randint(1, 20)),
+        "subsample": f"{rng.uniform(0.5, 1):.3f}", "C": f"{10 ** rng.uniform(-2, 2):.4f}",
+        "penalty": rng.choice(["l1", "l2", "none"]), "class_weight": rng.choice(["balanced", "None"]),
+        "seed": str(rng.randint(0, 10_000)),
+    }
+    assert len(params) == PARAMS
+    quality = rng.uniform(0.6, 0.95)
+    ts = t0 + i * 1000
+    values = {"accuracy": quality, "precision": quality - rng.uniform(0, 0.05), "recall": quality - rng.uniform(0, 0.1),
+              "f1": quality - rng.uniform(0, 0.07), "roc_auc": min(1.0, quality + rng.uniform(0, 0.05)),
+              "log_loss": 1.2 - quality + rng.uniform(0, 0.1), "rmse": 1 - quality, "mae": (1 - quality) * 0.8,
+              "r2": quality - 0.1, "fit_seconds": rng.uniform(0.1, 30)}
+    metrics = [Metric(k, v, ts, 0) for k, v in values.items()]
+    for key in HISTORIES:
+        level = 1.5 if key == "train_loss" else 1.7
+        for s in range(STEPS):
+            metrics.append(Metric(key, level * (1 - quality) * (1 + 3 * 0.9 ** s) + rng.gauss(0, 0.01), ts + 10 * s, s))
+    tags = [RunTag("team", rng.choice(["vision", "tabular", "nlp"])), RunTag("mlflow.user", "bench")]
+    return [Param(k, v) for k, v in params.items()], metrics, tags
+
+
+def build_store(path: Path, runs: int) -> None:
+    "Create the benchmark store at `path` (SQLite), with `runs` runs; log_batch once per run."
+    from mlflow import MlflowClient
+    from tqdm.auto import tqdm
+
+    tmp = path.with_suffix(".building")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    eid = client.create_experiment(EXPERIMENT, artifact_location=(path / "artifacts").as_uri())
+    rng = random.Random(0)
+    t0 = int(time.time() * 1000) - runs * 1000
+    for i in tqdm(range(runs), desc="building the benchmark store", unit="run", mininterval=2):
+        params, metrics, tags = _run_payload(i, rng, t0)
+        run = client.create_run(eid, run_name=f"run-{i:05d}", start_time=t0 + i * 1000)
+        client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=tags)
+        client.set_terminated(run.info.run_id, end_time=t0 + i * 1000 + 900)
+    (tmp / "spec.json").write_text(json.dumps({"runs": runs, "params": PARAMS, "metrics": len(METRICS),
+                                                "histories": len(HISTORIES), "steps": STEPS}))
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
+
+
+def store_for(runs: int, rebuild: bool) -> str:
+    "The tracking URI of a cached store with `runs` runs, built if missing."
+    path = RESULTS / f"compare_store_{runs}"
+    spec = path / "spec.json"
+    if rebuild or not spec.exists() or json.loads(spec.read_text()).get("runs") != runs:
+        t = time.perf_counter()
+        build_store(path, runs)
+        print(f"built the store with {runs} runs in {time.perf_counter() - t:.0f} s: {path}", file=sys.stderr)
+    return f"sqlite:///{path / 'mlflow.db'}"
+
+
+
+def timed(fn, *args, **kwargs):
+    "(seconds, result) of one call."
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t, out
+
+
+def timed_cpu(fn, *args, **kwargs):
+    "(wall seconds, CPU seconds of this process, result) of one call: CPU time is robust to other processes' load."
+    t, c = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t, time.process_time() - c, out
+
+
+def first_view_cold(uri: str) -> float:
+    "Seconds to the widget's first view in a fresh process, including importing the widget module (not mlflow)."
+    import subprocess
+
+    code = (f"import time, mlflow, mlops_wb.core as c; client = c.get_client({uri!r}); client.search_experiments(); "
+            "t = time.perf_counter(); from mlops_wb.widgets import ExperimentComparison; "
+            f"w = ExperimentComparison({EXPERIMENT!r}, client=client); print(time.perf_counter() - t); w.wait()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5, help="repeats of each full-load timing (median reported)")
+    parser.add_argument("--selected", type=int, default=100, help="runs given to compare_runs")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the cached store")
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    uri = store_for(args.runs, args.rebuild)
+
+    import mlflow
+
+    from mlops_wb.core import get_client
+    from mlops_wb.tracking import compare_runs, load_runs
+    from mlops_wb.widgets.compare import ExperimentComparison
+
+    mlflow.set_tracking_uri(uri)
+    client = get_client(uri)
+    exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    rows: list[tuple[str, float, float | None, str]] = []
+
+    # 1-2. all runs: MLflow's search_runs against our load_runs, alternating so both see the same machine load
+    theirs_t, ours_t, theirs_c, ours_c = [], [], [], []
+    timed(load_runs, EXPERIMENT, client=client, progress=False)  # warm caches once, for both
+    for _ in range(args.repeat):
+        t, c, theirs = timed_cpu(mlflow.search_runs, [exp_id], max_results=100_000)
+        theirs_t.append(t)
+        theirs_c.append(c)
+        t, c, ours = timed_cpu(load_runs, EXPERIMENT, client=client, progress=False)
+        ours_t.append(t)
+        ours_c.append(c)
+    assert len(ours) == len(theirs) == args.runs and set(ours.run_id) == set(theirs.run_id)
+    search_all, search_cpu = statistics.median(theirs_t), statistics.median(theirs_c)
+    rows.append(("all runs: mlflow.search_runs (anchor), wall", search_all, None, ""))
+    rows.append(("all runs: mlflow.search_runs (anchor), CPU of this process", search_cpu, None, ""))
+    load_all, load_cpu = statistics.median(ours_t), statistics.median(ours_c)
+    rows.append(("all runs: mlops_wb load_runs, wall", load_all, search_all,
+                 "met" if load_all <= search_all else "NOT met"))
+    rows.append(("all runs: mlops_wb load_runs, CPU of this process", load_cpu, search_cpu,
+                 "met" if load_cpu <= search_cpu else "NOT met"))
+
+    # 3. the widget's first view: constructor returns with the first page shown, the rest loading in a thread
+    firsts, fulls = [], []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        w = ExperimentComparison(EXPERIMENT, client=client)
+        firsts.append(time.perf_counter() - t0)
+        shown = len(w.view)
+        w.wait()
+        fulls.append(time.perf_counter() - t0)
+        assert w.complete and len(w.runs) == args.runs and not w.error, w.error
+    first = statistics.median(firsts)
+    rows.append((f"widget first view ({shown} runs shown, rest loading)", first, search_all / 10,
+                 "met" if first <= search_all / 10 else "NOT met"))
+    cold = statistics.median(first_view_cold(uri) for _ in range(3))
+    rows.append(("widget first view in a fresh process, including importing the widget module", cold,
+                 search_all / 10, "met" if cold <= search_all / 10 else "NOT met"))
+    rows.append(("widget: every run loaded and in the table", statistics.median(fulls), None, ""))
+
+    # 4. compare_runs of N selected runs with their histories, against MLflow fetching histories one by one
+    chosen = ours.sample(args.selected, random_state=0).run_id.tolist()
+    keys = {r: [c.removeprefix("metrics.") for c in ours.columns if c.startswith("metrics.")] for r in chosen}
+    t_cmp, cmp = timed(compare_runs, chosen, client=client)
+
+    def one_by_one(key_filter=None):
+        n = 0
+        for r in chosen:
+            for k in keys[r]:
+                if key_filter is None or k in key_filter:
+                    n += len(client.get_metric_history(r, k))
+        return n
+
+    t_anchor, n_anchor = timed(one_by_one)
+    assert n_anchor == len(cmp.histories), (n_anchor, len(cmp.histories))
+    rows.append((f"{args.selected} runs, every metric's history: MLflow get_metric_history one by one "
+                 f"({sum(len(v) for v in keys.values())} calls)", t_anchor, None, ""))
+    rows.append((f"{args.selected} runs: mlops_wb compare_runs (runs, diff, best, all histories)", t_cmp, t_anchor,
+                 "met" if t_cmp < t_anchor else "NOT met"))
+    t_anchor2, n2 = timed(one_by_one, set(HISTORIES))
+    t_cmp2, cmp2 = timed(compare_runs, chosen, histories=list(HISTORIES), client=client)
+    assert n2 == len(cmp2.histories)
+    rows.append((f"{args.selected} runs, {len(HISTORIES)} histories: MLflow one by one "
+                 f"({args.selected * len(HISTORIES)} calls)", t_anchor2, None, ""))
+    rows.append((f"{args.selected} runs: compare_runs(histories={list(HISTORIES)})", t_cmp2, t_anchor2,
+                 "met" if t_cmp2 < t_anchor2 else "NOT met"))
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\n{args.runs} runs x ({PARAMS} params, {len(METRICS)} metrics, {len(HISTORIES)} histories of {STEPS} "
+          f"steps); SQLite; median of {args.repeat} where repeated; {os.cpu_count()} cores, load average {load}\n")
+    print("| what | seconds | target (s) | |")
+    print("|---|---:|---:|---|")
+    for what, secs, target, verdict in rows:
+        print(f"| {what} | {secs:.2f} | {'' if target is None else f'{target:.2f}'} | {verdict} |")
+    (RESULTS / "compare.json").write_text(json.dumps(
+        {"runs": args.runs, "rows": [{"what": w, "seconds": s, "target": t, "verdict": v} for w, s, t, v in rows],
+         "search_runs_all": theirs_t, "load_runs_all": ours_t, "search_runs_cpu": theirs_c, "load_runs_cpu": ours_c,
+         "first_view": firsts}, indent=2))
+
+
+if __name__ == "__main__":
+    if "--build-only" in sys.argv:
+        store_for(int(os.environ.get("RUNS", "10000")), rebuild=False)
+    else:
+        main()
