@@ -41,3 +41,8 @@ lint:
 
 bench:
 	$(PY) bench/import_time.py
+	$(PY) bench/data.py
+	$(PY) bench/pipelines.py
+	$(PY) bench/registry.py 100
+	$(PY) bench/compare.py
+	$(PY) bench/team.py
