@@ -37,7 +37,7 @@ export:
 	$(VENV)/bin/nbdev-clean && $(VENV)/bin/nbdev-export
 
 lint:
-	$(VENV)/bin/ruff check mlops_wb
+	$(VENV)/bin/ruff check mlops_wb tests bench
 
 bench:
 	$(PY) bench/import_time.py

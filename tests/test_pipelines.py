@@ -5,11 +5,8 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
 
 from conftest import BIN, REPO, clean_env
 

@@ -1,0 +1,120 @@
+"""Distributed drift on a real `dask.distributed.LocalCluster` of worker processes: the merged partition profiles
+give exactly the binned statistics pandas gives on the same data, the tasks really run on several workers, and an
+error in one partition says which."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+N_ROWS, N_PARTS = 120_000, 7
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    from dask.distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      memory_limit="2GiB") as cluster, Client(cluster) as client:
+        yield client
+
+
+def _data(seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = N_ROWS
+    x = rng.standard_t(3, n) + shift  # far more than 2,048 distinct values: sketched
+    x[rng.random(n) < 0.02] = np.nan
+    y = rng.lognormal(0, 1.5, n)
+    y[: n // N_PARTS] = np.nan  # the first partition holds no value of y at all
+    return pd.DataFrame({
+        "x": x, "y": y,
+        "level": rng.integers(0, 6, n),  # small integers: categorical
+        "count": rng.integers(0, 1500, n),  # integers with many values: numeric, held exactly
+        "city": rng.choice(["Oslo", "Lima", "Pune", "Kobe"], n, p=[0.4, 0.3, 0.2, 0.1]),
+        "grade": pd.Categorical(rng.choice(list("ABC"), n)),
+        "when": pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 10**6, n), "s"),  # not compared
+    })
+
+
+def _without_moments(profile) -> tuple[dict, list]:
+    d = json.loads(profile.to_json())
+    moments = [(c["name"], c["numeric"].pop("mean"), c["numeric"].pop("m2")) for c in d["columns"] if c["numeric"]]
+    return d, moments
+
+
+def test_cluster_profile_equals_the_pandas_profile(dask_client):
+    import dask.dataframe as dd
+    from distributed import get_task_stream
+
+    from mlops_wb.drift import DriftProfile
+
+    df = _data()
+    ddf = dd.from_pandas(df, npartitions=N_PARTS, sort=False)
+    with get_task_stream(dask_client) as ts:
+        profile = DriftProfile.fit(ddf)
+    workers = {t["worker"] for t in ts.data if str(t["key"]).startswith("_fit_partition")}
+    assert len(workers) >= 2, f"the partitions were profiled on {workers}, expected several workers"
+    assert profile.n_rows == N_ROWS and list(profile.skipped) == ["when"]
+    whole = DriftProfile.fit(df)
+    assert profile.kinds == whole.kinds == {"x": "numeric", "y": "numeric", "level": "categorical",
+                                            "count": "numeric", "city": "categorical", "grade": "categorical"}
+    got, got_m = _without_moments(profile)
+    want, want_m = _without_moments(whole)
+    assert got == want  # every count, bucket, category, minimum and maximum
+    for (name, m1, v1), (_, m2, v2) in zip(got_m, want_m, strict=True):
+        assert (m1 is None and m2 is None) or (math.isclose(m1, m2, rel_tol=1e-9, abs_tol=1e-12)
+                                               and math.isclose(v1, v2, rel_tol=1e-9)), name
+    assert not profile.columns["x"].numeric.exact and profile.columns["count"].numeric.exact
+
+
+def test_compute_drift_on_the_cluster_gives_the_pandas_statistics(dask_client):
+    import dask.dataframe as dd
+
+    from mlops_wb.drift import DriftProfile, compute_drift
+
+    df, cur = _data(), _data(seed=1, shift=0.3).iloc[:40_000]
+    ddf = dd.from_pandas(df, npartitions=N_PARTS, sort=False)
+    on_cluster = compute_drift(reference=ddf, current=dd.from_pandas(cur, npartitions=3))
+    assert on_cluster.reference_type == f"Dask DataFrame, profiled from {N_PARTS} partitions"
+    assert on_cluster.n_reference == N_ROWS and on_cluster.n_current == 40_000
+    assert "when" not in [c.column for c in on_cluster]
+    # the same binned statistics as pandas through a profile of the same data...
+    whole = DriftProfile.fit(df)
+    local = compute_drift(reference=whole, current=cur)
+    # ...and as the raw pandas reference, for every column the sketch holds exactly
+    raw = compute_drift(reference=df, current=cur)
+    for c, p, r in zip(on_cluster, local, raw, strict=True):
+        assert c.column == p.column == r.column and c.test == p.test == r.test
+        assert c.plot.get("bins") == p.plot.get("bins") and c.plot.get("categories") == p.plot.get("categories")
+        for stat in ("psi", "jensen_shannon", "chi2_p_value", "ks_statistic", "unseen_categories", "missing_reference"):
+            a, b = getattr(c, stat), getattr(p, stat)
+            assert (math.isnan(a) and math.isnan(b)) or a == b, (c.column, stat, a, b)
+        assert c.drifted == p.drifted
+        sketch = whole.columns[c.column].numeric
+        if sketch is None or sketch.exact:  # held exactly: the same as the raw pandas reference
+            for stat in ("psi", "jensen_shannon", "chi2_p_value", "ks_statistic"):
+                a, b = getattr(c, stat), getattr(r, stat)
+                assert (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), \
+                    (c.column, stat, a, b)
+        else:  # sketched: within the bounds the report prints
+            assert abs(c.ks_statistic - r.ks_statistic) <= c.ks_error + 1e-12
+            assert abs(c.wasserstein - r.wasserstein) <= c.wasserstein_error + 1e-9
+    assert on_cluster["x"].drifted and not on_cluster["city"].drifted
+
+
+def test_a_bad_partition_is_named(dask_client):
+    import dask.dataframe as dd
+
+    from mlops_wb.core import InvalidParameterError
+    from mlops_wb.drift import DriftProfile
+
+    df = _data()[["x", "city"]]
+    df.loc[df.index[-5], "x"] = np.inf  # in the last partition
+    ddf = dd.from_pandas(df, npartitions=N_PARTS, sort=False)
+    with pytest.raises(InvalidParameterError, match=rf"In partition {N_PARTS - 1} of {N_PARTS}: .*1 infinite"):
+        DriftProfile.fit(ddf)
+    with pytest.raises(InvalidParameterError, match="'nope'"):
+        DriftProfile.fit(ddf, columns=["nope"])
