@@ -10,7 +10,15 @@ the figure is all their finished runs divided by the wall time. Afterwards every
 client to check that each run a client logged is there (no loss). PostgreSQL and both servers are started here,
 on free ports on 127.0.0.1, and stopped at the end.
 
-Run: .venv/bin/python bench/team.py [--seconds 5] [--clients 1,2,4]   (about 2-3 minutes on 2 cores)
+Second half, distributed drift: `compute_drift(reference=<Dask DataFrame>, current=<pandas batch>)` on a
+`dask.distributed.LocalCluster` of 1, 2 and 4 worker processes (one thread each), on a 10M-row reference made on
+the workers (40 partitions; 5 numeric columns, one small-integer and one text column) and kept in their memory, so
+the figure is the drift work itself: per-partition profiles on the workers, merged in the driver, then compared.
+Beside it, the anchor: plain pandas in one process, `compute_drift(reference=<the same 10M rows in pandas>)`, and
+the peak memory each needs. Each cluster's profile is checked to be identical to the others'.
+
+Run: .venv/bin/python bench/team.py [--seconds 5] [--clients 1,2,4] [--drift-rows 10000000] [--only tracking|drift]
+(about 4-5 minutes on 2 cores)
 """
 from __future__ import annotations
 
@@ -120,14 +128,10 @@ def count_runs(uri: str, experiment: str) -> int:
             return n
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=5.0, help="measuring time per cell (default 5)")
-    ap.add_argument("--clients", default="1,2,4", help="concurrent client processes per cell (default 1,2,4)")
-    args = ap.parse_args()
+def main(args: argparse.Namespace) -> None:
     counts = [int(c) for c in args.clients.split(",")]
     if args.seconds <= 0 or args.seconds > 60 or not counts or min(counts) < 1 or max(counts) > 8:
-        ap.error("--seconds must be in (0, 60] and --clients between 1 and 8")
+        raise SystemExit("--seconds must be in (0, 60] and --clients between 1 and 8")
 
     import mlflow  # noqa: F401  (imported before forking, so the client processes start warm)
 
@@ -184,9 +188,125 @@ def main() -> None:
             print(f"first error, {label}, {r['clients']} clients: {r['error']}")
     print(f"\ntotal time {time.perf_counter() - t_start:.0f} s")
 
-    # --- Distributed drift: speed-up of compute_drift on a 10M-row Dask DataFrame with 1, 2 and 4 workers ---
-    # The second half of this benchmark (issue 9) is added by the distributed-drift work, beside the figures above.
+
+
+# --- Distributed drift: speed-up of compute_drift on a 10M-row Dask DataFrame with 1, 2 and 4 workers ------------
+DRIFT_PARTITIONS = 40
+
+
+def make_partition(i: int, rows: int, shift: float = 0.0):
+    "One partition of the drift data, made where it runs (seeded by its index)."
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1000 + i)
+    return pd.DataFrame({
+        "amount": rng.lognormal(3, 1, rows) * (1 + shift), "score": rng.normal(shift, 1, rows),
+        "latency": rng.gamma(2.0, 50, rows), "ratio": rng.beta(2, 5, rows), "t": rng.standard_t(4, rows),
+        "level": rng.integers(0, 8, rows),
+        "city": rng.choice(np.array(["Oslo", "Lima", "Pune", "Kobe", "Graz"], dtype=object), rows),
+    })
+
+
+def _peak_rss_mb(pid: int | None = None) -> float:
+    "Peak resident memory (VmHWM) of a process, in MiB."
+    for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _pandas_anchor(rows: int, current_path: str, out) -> None:
+    "In a fresh process: the whole reference as one pandas frame, compute_drift on it; time and peak memory."
+    import pandas as pd
+
+    from mlops_wb.drift import compute_drift
+
+    per = rows // DRIFT_PARTITIONS
+    df = pd.concat([make_partition(i, per) for i in range(DRIFT_PARTITIONS)], ignore_index=True)
+    current = pd.read_pickle(current_path)
+    t0 = time.perf_counter()
+    report = compute_drift(reference=df, current=current, progress=False)
+    out.put({"seconds": time.perf_counter() - t0, "rss": _peak_rss_mb(), "drifted": report.n_drifted})
+
+
+def drift_bench(rows: int, worker_counts: list[int]) -> None:
+    import dask.dataframe as dd
+    from dask.distributed import Client, LocalCluster, wait
+
+    from mlops_wb.drift import compute_drift
+
+    per = rows // DRIFT_PARTITIONS
+    current = make_partition(10_000, 200_000, shift=0.2)
+    work = Path(tempfile.mkdtemp(prefix="bench_drift_"))
+    current.to_pickle(work / "current.pkl")
+    print(f"\nDistributed drift: {per * DRIFT_PARTITIONS:,} reference rows x 7 columns in {DRIFT_PARTITIONS} "
+          f"partitions; current batch {len(current):,} rows; {os.cpu_count()} CPUs", flush=True)
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    p = ctx.Process(target=_pandas_anchor, args=(per * DRIFT_PARTITIONS, str(work / "current.pkl"), out))
+    p.start()
+    anchor = out.get(timeout=3600)
+    p.join()
+    print(f"  pandas, one process: {anchor['seconds']:.1f} s, peak memory {anchor['rss']:,.0f} MiB", flush=True)
+    rows_out, profiles = [], []
+    try:
+        for n in worker_counts:
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                              dashboard_address=None, memory_limit=0, silence_logs=50) as cluster, \
+                    Client(cluster) as client:
+                ddf = dd.from_map(make_partition, range(DRIFT_PARTITIONS), rows=per,
+                                  meta=make_partition(0, 0), enforce_metadata=False)
+                ddf = client.persist(ddf)
+                wait(ddf)  # the data now lives in the workers' memory; what follows is the drift work
+                times = []
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    report = compute_drift(reference=ddf, current=current, progress=False)
+                    times.append(time.perf_counter() - t0)
+                from mlops_wb.drift import DriftProfile
+
+                profiles.append(DriftProfile.fit(ddf, progress=False).to_dict())
+                worker_rss = client.run(lambda: _peak_rss_mb())
+                rows_out.append({"workers": n, "seconds": min(times), "drifted": report.n_drifted,
+                                 "worker_rss": max(worker_rss.values()), "driver_rss": _peak_rss_mb()})
+                print(f"  {n} worker(s): {min(times):.1f} s", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base = rows_out[0]["seconds"]
+    print()
+    print(f"{f'compute_drift, {per * DRIFT_PARTITIONS / 1e6:g}M-row reference':<40}{'seconds':>9}{'speed-up':>10}{'peak MiB/process':>18}"
+          f"{'drifted':>9}")
+    print(f"{'pandas, one process (anchor)':<40}{anchor['seconds']:>9.1f}{'':>10}{anchor['rss']:>18,.0f}"
+          f"{anchor['drifted']:>9}")
+    for r in rows_out:
+        label = f"Dask LocalCluster, {r['workers']} worker(s)"
+        print(f"{label:<40}{r['seconds']:>9.1f}{base / r['seconds']:>9.2f}x{r['worker_rss']:>18,.0f}"
+              f"{r['drifted']:>9}")
+    same = all(_without_moments(p) == _without_moments(profiles[0]) for p in profiles)
+    print(f"profiles identical across 1, 2, 4 workers (counts, buckets, categories): {'yes' if same else 'NO'}; "
+          f"driver peak {max(r['driver_rss'] for r in rows_out):,.0f} MiB")
+    print(f"speed-up is against 1 worker; this machine has {os.cpu_count()} CPUs, so more workers than CPUs share them")
+
+
+def _without_moments(d: dict) -> list:
+    return [{k: v for k, v in (c["numeric"] or {}).items() if k not in ("mean", "m2")} | {"cat": c["categories"]}
+            for c in d["columns"]]
+
+
+def cli() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=5.0, help="measuring time per cell (default 5)")
+    ap.add_argument("--clients", default="1,2,4", help="concurrent client processes per cell (default 1,2,4)")
+    ap.add_argument("--drift-rows", type=int, default=10_000_000, help="reference rows of the drift half")
+    ap.add_argument("--workers", default="1,2,4", help="Dask worker processes per drift cell (default 1,2,4)")
+    ap.add_argument("--only", choices=("tracking", "drift"), help="run one half only")
+    args = ap.parse_args()
+    if args.only != "drift":
+        main(args)
+    if args.only != "tracking":
+        drift_bench(args.drift_rows, [int(w) for w in args.workers.split(",")])
 
 
 if __name__ == "__main__":
-    main()
+    cli()
