@@ -118,3 +118,30 @@ def test_a_bad_partition_is_named(dask_client):
         DriftProfile.fit(ddf)
     with pytest.raises(InvalidParameterError, match="'nope'"):
         DriftProfile.fit(ddf, columns=["nope"])
+
+
+def test_console_script_profiles_a_parquet_folder_on_the_cluster(dask_client, tmp_path):
+    import subprocess
+
+    from conftest import BIN, clean_env
+    from mlops_wb.drift import DriftProfile
+
+    df = _data()[["x", "level", "city"]]
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    for i, chunk in enumerate(np.array_split(np.arange(len(df)), 5)):
+        df.iloc[chunk].to_parquet(folder / f"part-{i}.parquet")
+    address = dask_client.scheduler.address
+    r = subprocess.run([str(BIN / "mlops-wb"), "drift-profile", str(folder), str(tmp_path / "p.json"),
+                        "--scheduler", address], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got, _ = _without_moments(DriftProfile.load(tmp_path / "p.json"))
+    want, _ = _without_moments(DriftProfile.fit(df))
+    assert got == want
+    _data(seed=3, shift=0.5)[["x", "level", "city"]].iloc[:5000].to_csv(tmp_path / "batch.csv", index=False)
+    r = subprocess.run([str(BIN / "mlops-wb"), "drift", str(folder / "*.parquet"), str(tmp_path / "batch.csv"),
+                        "--scheduler", address, "--fail-on-drift", "--drift-share", "0.3"], cwd=tmp_path, env=clean_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "(Dask DataFrame, profiled from 5 partitions)" in r.stdout and "120,000 rows" in r.stdout, r.stdout
