@@ -581,6 +581,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'mlops_wb.pipelines.record': ('pipelines.html#record', 'mlops_wb/pipelines.py'),
                                     'mlops_wb.pipelines.record_input': ('pipelines.html#record_input', 'mlops_wb/pipelines.py'),
                                     'mlops_wb.pipelines.run_notebook': ('pipelines.html#run_notebook', 'mlops_wb/pipelines.py'),
+                                    'mlops_wb.pipelines.store_wait': ('pipelines.html#store_wait', 'mlops_wb/pipelines.py'),
+                                    'mlops_wb.pipelines.until_reachable': ('pipelines.html#until_reachable', 'mlops_wb/pipelines.py'),
                                     'mlops_wb.pipelines.write_notebook': ('pipelines.html#write_notebook', 'mlops_wb/pipelines.py')},
             'mlops_wb.plots.approval': { 'mlops_wb.plots.approval.gate_margins_figure': ( 'plots_approval.html#gate_margins_figure',
                                                                                           'mlops_wb/plots/approval.py'),

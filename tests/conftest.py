@@ -24,6 +24,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def log_models(uri: str, n: int, *, experiment: str = "train") -> list[str]:
+    "Log `n` logistic regressions of the breast-cancer data with plain MLflow; return their run ids."
+    import mlflow
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    from mlops_wb.core import get_client
+
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    client = get_client(uri)
+    exp = client.create_experiment(experiment) if uri.startswith("http") else client.create_experiment(
+        experiment, artifact_location="file://" + uri[len("sqlite:///"):].rsplit("/", 1)[0] + "/artifacts/train")
+    old = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    runs = []
+    try:
+        for i in range(n):
+            with mlflow.start_run(experiment_id=exp) as r:
+                mlflow.sklearn.log_model(LogisticRegression(C=10.0 ** (i - 2), max_iter=40).fit(X, y), name="model",
+                                         pip_requirements=["scikit-learn"], serialization_format="cloudpickle")
+            runs.append(r.info.run_id)
+    finally:
+        mlflow.set_tracking_uri(old)
+    return runs
+
+
+def log_gates(uri: str, run_id: str, passed: bool = True) -> None:
+    "A gate report on `run_id`: a metric check that passes, and a fairness check that passes or fails."
+    from mlops_wb.core import get_client
+    from mlops_wb.gates import GateCheck, GateReport
+
+    GateReport([GateCheck("min.roc_auc", "metric", True, 0.97, 0.9),
+                GateCheck("fairness.gap", "fairness", passed, 0.05 if passed else 0.3, 0.1, "<=")],
+               candidate=run_id).log_to_mlflow(run_id, client=get_client(uri))
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     "The current environment without variables that would point the workbench elsewhere."
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLOPS_WB_SETTINGS", "MLOPS_WB_USER")}

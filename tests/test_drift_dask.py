@@ -17,7 +17,7 @@ N_ROWS, N_PARTS = 120_000, 7
 def dask_client():
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+    with LocalCluster(n_workers=3, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0",
                       memory_limit="2GiB") as cluster, Client(cluster) as client:
         yield client
 

@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from conftest import BIN, clean_env
+from conftest import BIN, clean_env, log_gates, log_models
 
 warnings.filterwarnings("ignore")
 
@@ -22,45 +22,13 @@ def _client(uri):
     return get_client(uri)
 
 
-def _log_models(uri, n, *, experiment="train"):
-    "Log `n` logistic regressions of the breast-cancer data with plain MLflow; return their run ids."
-    import mlflow
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-
-    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    client = _client(uri)
-    exp = client.create_experiment(experiment) if uri.startswith("http") else client.create_experiment(
-        experiment, artifact_location="file://" + uri[len("sqlite:///"):].rsplit("/", 1)[0] + "/artifacts/train")
-    old = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    runs = []
-    try:
-        for i in range(n):
-            with mlflow.start_run(experiment_id=exp) as r:
-                mlflow.sklearn.log_model(LogisticRegression(C=10.0 ** (i - 2), max_iter=40).fit(X, y), name="model",
-                                         pip_requirements=["scikit-learn"], serialization_format="cloudpickle")
-            runs.append(r.info.run_id)
-    finally:
-        mlflow.set_tracking_uri(old)
-    return runs
-
-
-def _gates(uri, run_id, passed=True):
-    from mlops_wb.gates import GateCheck, GateReport
-
-    GateReport([GateCheck("min.roc_auc", "metric", True, 0.97, 0.9),
-                GateCheck("fairness.gap", "fairness", passed, 0.05 if passed else 0.3, 0.1, "<=")],
-               candidate=run_id).log_to_mlflow(run_id, client=_client(uri))
-
-
 @pytest.fixture
 def models(tracking_uri, monkeypatch):
     "A store with three logged models, each with a passing gate report; MLOPS_WB_USER unset."
     monkeypatch.delenv("MLOPS_WB_USER", raising=False)
-    runs = _log_models(tracking_uri, 3)
+    runs = log_models(tracking_uri, 3)
     for r in runs:
-        _gates(tracking_uri, r)
+        log_gates(tracking_uri, r)
     return tracking_uri, runs
 
 
@@ -126,7 +94,7 @@ def test_every_policy_violation_has_its_exact_error(models):
     pol = ApprovalPolicy(approvers=("alice", "bob", "dana", "erin"))
     register(runs[0], "cancer", user="dana", client=client)
     register(runs[1], "cancer", user="dana", client=client)
-    _gates(uri, runs[1], passed=False)
+    log_gates(uri, runs[1], passed=False)
     cases = [
         (lambda: approve("cancer", 1, approver="alice", comment="ok", client=client, policy=pol),
          "cancer v1 is registered; only a version that is pending can be approved. Request approval first: "
@@ -375,9 +343,9 @@ def test_two_processes_racing_on_an_mlflow_server(mlflow_server, tmp_path, monke
 
     if get_client(uri).search_registered_models(filter_string="name = 'cancer'"):
         pytest.skip("the shared server already holds a model named cancer")
-    runs = _log_models(uri, 3, experiment=f"train-{os.getpid()}-{tmp_path.name}")
+    runs = log_models(uri, 3, experiment=f"train-{os.getpid()}-{tmp_path.name}")
     for r in runs:
-        _gates(uri, r)
+        log_gates(uri, r)
     _prepare(uri, runs, approved=(1, 2, 3), champion=1)
     _check_race(uri, _race(uri, tmp_path))
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from conftest import free_port
+from team.procs import group_processes, port_free
 
 BIN = Path(sys.executable).parent
 
@@ -42,40 +44,6 @@ def run(*args: str, cwd: Path, check: bool = True, extra_env: dict | None = None
     if check:
         assert r.returncode == 0, f"mlops-wb {' '.join(args[:2])} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
     return r
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_free(port: int) -> bool:
-    "Nothing listens on `port` and a new server could bind it (connections of closed clients may linger in TIME_WAIT)."
-    with socket.socket() as s:
-        if s.connect_ex(("127.0.0.1", port)) == 0:
-            return False
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def group_processes(pgid: int) -> list[int]:
-    "Pids of the live (non-zombie) processes of process group `pgid`."
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z" and fields[2] == str(pgid):
-                out.append(int(entry.name))
-    return out
 
 
 def assert_nothing_left(project: Path, pid: int, port: int) -> None:
