@@ -253,7 +253,7 @@ def drift_bench(rows: int, worker_counts: list[int]) -> None:
     try:
         for n in worker_counts:
             with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                              dashboard_address=None, memory_limit=0, silence_logs=50) as cluster, \
+                              dashboard_address=":0", memory_limit=0, silence_logs=50) as cluster, \
                     Client(cluster) as client:
                 ddf = dd.from_map(make_partition, range(DRIFT_PARTITIONS), rows=per,
                                   meta=make_partition(0, 0), enforce_metadata=False)
