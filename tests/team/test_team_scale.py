@@ -372,6 +372,29 @@ def test_demo_pipeline_on_the_shared_server(team_server, tmp_path):
     assert len(trials) >= 8  # two searches of 4 trials
     assert all(t.info.status == "FINISHED" for t in trials)
 
+    # comparison and drift logging, as the widgets do them, straight from the server
+    import numpy as np
+    import pandas as pd
+
+    from mlops_wb.drift import compute_drift
+    from mlops_wb.tracking import best_run, compare_runs, load_runs
+
+    frame = load_runs("mlops_wb", client=mc)
+    assert {t.info.run_id for t in trials} <= set(frame["run_id"])
+    shared = sorted(set.intersection(*(set(t.data.metrics) for t in trials)))
+    assert shared, [t.data.metrics for t in trials]
+    comparison = compare_runs([t.info.run_id for t in trials[:4]], client=mc)
+    assert len(comparison.metrics) == 4 and set(shared) <= set(comparison.metrics.columns)
+    assert not comparison.histories.empty
+    best = best_run("mlops_wb", metric=shared[0], mode="auto", where="tags.mlflow.parentRunId LIKE '%'", client=mc)
+    assert best["run_id"] in comparison.runs["run_id"].tolist() or best["run_id"] in frame["run_id"].tolist()
+    rng = np.random.default_rng(0)
+    report = compute_drift(reference=pd.DataFrame({"x": rng.normal(size=3000)}),
+                           current=pd.DataFrame({"x": rng.normal(1, size=2000)}))
+    logged = report.log_to_mlflow(client=mc, experiment="team-drift")
+    drift_run = mlflow_client(url).get_run(logged)
+    assert drift_run.data.metrics["drift.x.wasserstein"] == pytest.approx(report["x"].wasserstein)
+
 
 # --- 3. the server dies while a pipeline notebook runs ---------------------------------------------------------------
 
