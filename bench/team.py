@@ -258,6 +258,8 @@ def drift_bench(rows: int, worker_counts: list[int]) -> None:
     cells += [(n, "MALLOC_TRIM_THRESHOLD_ unset", untrimmed) for n in worker_counts]
     try:
         for n, env_label, env in cells:
+            if "MALLOC_TRIM_THRESHOLD_" not in env:  # a nanny also writes its environment into this process's
+                os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
             with dask.config.set({"distributed.nanny.pre-spawn-environ": env}), \
                     LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                                  dashboard_address=":0", memory_limit=0, silence_logs=50) as cluster, \
