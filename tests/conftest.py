@@ -62,7 +62,8 @@ def log_gates(uri: str, run_id: str, passed: bool = True) -> None:
 
 def clean_env(**extra: str) -> dict[str, str]:
     "The current environment without variables that would point the workbench elsewhere."
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLOPS_WB_SETTINGS", "MLOPS_WB_USER")}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLOPS_WB_SETTINGS", "MLOPS_WB_USER",
+                                                        "MLOPS_WB_AUDIT_KEY")}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     env.update(extra)
     return env

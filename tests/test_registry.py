@@ -372,4 +372,33 @@ def test_console_script(models, tmp_path):
     assert "Recorded #4: approve cancer v1 (pending -> approved) by alice." in \
         run("approve", "1", "-c", "looks good", user="alice").stdout
     r = run("audit", "--verify", "--json", user="alice")
-    assert json.loads(r.stdout) == {"model": "cancer", "ok": True, "records": 4, "problems": []}
+    assert json.loads(r.stdout) == {"model": "cancer", "ok": True, "records": 4, "signed": 0,
+                                    "signatures": "none", "problems": []}
+
+
+def test_signed_trail_through_the_console_script(models, tmp_path, monkeypatch):
+    "With the team's audit key every record is signed; `audit --verify` checks the signatures with it."
+    from mlops_wb.registry import ApprovalPolicy, approve, promote, register, request_approval
+
+    uri, runs = models
+    key = "a-team-secret-of-more-than-16-bytes"
+    monkeypatch.setenv("MLOPS_WB_AUDIT_KEY", key)
+    client, pol = _client(uri), ApprovalPolicy(approvers=("alice",))
+    register(runs[0], "cancer", user="dana", client=client)
+    request_approval("cancer", 1, user="dana", client=client)
+    approve("cancer", 1, approver="alice", comment="gates passed", client=client, policy=pol)
+    promote("cancer", 1, approver="alice", comment="release", client=client, policy=pol)
+    (tmp_path / "settings.ini").write_text(f"[tracking]\nuri = {uri}\n[registry]\nmodel_name = cancer\n")
+
+    def verify(**env):
+        r = subprocess.run([str(BIN / "mlops-wb"), "audit", "--verify", "--json"], cwd=tmp_path,
+                           env=clean_env(**env), capture_output=True, text=True, timeout=300)
+        assert key not in r.stdout + r.stderr
+        return r.returncode, json.loads(r.stdout)
+
+    code, out = verify(MLOPS_WB_AUDIT_KEY=key)
+    assert (code, out["ok"], out["records"], out["signed"], out["signatures"]) == (0, True, 4, 4, "verified"), out
+    code, out = verify()  # without the key: intact, signatures not checked
+    assert (code, out["signatures"]) == (0, "unchecked"), out
+    code, out = verify(MLOPS_WB_AUDIT_KEY="someone-elses-key-of-enough-length")
+    assert code == 1 and all("is signed with another audit key" in p for p in out["problems"]), out

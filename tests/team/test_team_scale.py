@@ -30,6 +30,7 @@ pytestmark = pytest.mark.xdist_group("team")
 N = 4  # racing worker processes
 MODEL = "team_race_model"
 RUNS_EXPERIMENT = "team-race-runs"
+AUDIT_KEY = "team-audit-key-for-the-race-test-0001"
 HANG = 600  # seconds: a guard against hanging forever, never an assertion on speed
 
 
@@ -196,6 +197,7 @@ def test_four_processes_log_runs_and_race_approvals(team_server, project, tmp_pa
 
     for var in ("MLFLOW_TRACKING_URI", "MLOPS_WB_SETTINGS", "MLOPS_WB_USER"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MLOPS_WB_AUDIT_KEY", AUDIT_KEY)  # the team signs its trail: every process has the key
     monkeypatch.chdir(project)  # the project's settings.ini, not the repository's
     url = team_server.url
     users = tuple(f"ds{k}" for k in range(N))
@@ -216,7 +218,7 @@ def test_four_processes_log_runs_and_race_approvals(team_server, project, tmp_pa
     barriers = tmp_path / "barriers"
     barriers.mkdir()
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(i), str(N), MODEL, models[i + 1], runs_exp,
-                               str(barriers)], cwd=project, env=clean_env(), stdout=subprocess.PIPE,
+                               str(barriers)], cwd=project, env=clean_env(MLOPS_WB_AUDIT_KEY=AUDIT_KEY), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
              for i in range(N)]
     reports = []
@@ -297,8 +299,8 @@ def test_four_processes_log_runs_and_race_approvals(team_server, project, tmp_pa
     registrants = dict(zip(race[race["action"] == "register"]["version"], race[race["action"] == "register"]["actor"],
                            strict=True))
     assert all(registrants[v] != a for v, a in zip(approvals["version"], approvals["actor"], strict=True))  # four eyes
-    check = verify_audit(MODEL, client=mc)
-    assert check.ok and check.records == expected, check
+    check = verify_audit(MODEL, client=mc, key=AUDIT_KEY)
+    assert check.ok and check.records == expected and (check.signed, check.signatures) == (expected, "verified"), check
 
     locks = [e.name for e in mc.search_experiments(view_type=ViewType.ACTIVE_ONLY)
              if e.name.startswith(LOCK_PREFIX)]
