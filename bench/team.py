@@ -145,45 +145,49 @@ def main(args: argparse.Namespace) -> None:
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; Python "
               f"{platform.python_version()}, mlflow {mlflow.__version__}", flush=True)
         pg = start_postgres(work / "pg")
-        print(f"PostgreSQL {pg.version} on 127.0.0.1:{pg.port}; starting two mlflow servers ...", flush=True)
-        with ThreadPoolExecutor(2) as pool:
+        print(f"PostgreSQL {pg.version} on 127.0.0.1:{pg.port}; starting three mlflow servers ...", flush=True)
+        with ThreadPoolExecutor(3) as pool:
             pg_server = pool.submit(start_server, backend_uri=pg.uri, port=free_port(), folder=work / "pg_server",
                                     wait=180)
             sq_server = pool.submit(start_server, backend_uri=f"sqlite:///{work}/server.db", port=free_port(),
                                     folder=work / "sqlite_server", wait=180)
-            pg_url, sq_url = pg_server.result().url, sq_server.result().url
+            pg_url = pg_server.result().url  # it created MLflow's tables: the second server must not race it there
+            pg2_server = pool.submit(start_server, backend_uri=pg.uri, port=free_port(), folder=work / "pg2_server",
+                                     workers=2, wait=180)
+            pg2_url, sq_url = pg2_server.result().url, sq_server.result().url
         direct = f"sqlite:///{work}/direct.db"
         subprocess.run([sys.executable, "-c", f"from mlflow import MlflowClient; MlflowClient('{direct}')"],
                        check=True, capture_output=True)  # migrate once, outside the measurement
         stores = [(f"mlflow server on PostgreSQL {pg.version}", pg_url),
+                  (f"mlflow server --workers 2 on PostgreSQL {pg.version}", pg2_url),
                   ("mlflow server on SQLite", sq_url), ("direct SQLite (no server)", direct)]
         rows = []
-        for label, uri in stores:
+        for i, (label, uri) in enumerate(stores):  # both PostgreSQL servers share one database: names apart
             for n in counts:
-                r = measure(uri, f"bench-{n}", n, args.seconds)
+                r = measure(uri, f"bench-{i}-{n}", n, args.seconds)
                 rows.append((label, uri, r))
-                print(f"  {label:<34} {n} client(s): {r['rate']:7.1f} runs/s", flush=True)
+                print(f"  {label:<46} {n} client(s): {r['rate']:7.1f} runs/s", flush=True)
         found = {}
-        for label, uri in stores:
-            found[label] = sum(count_runs(uri, f"bench-{n}") for n in counts)
+        for i, (label, uri) in enumerate(stores):
+            found[label] = sum(count_runs(uri, f"bench-{i}-{n}") for n in counts)
     finally:
-        for folder in ("pg_server", "sqlite_server"):
+        for folder in ("pg_server", "pg2_server", "sqlite_server"):
             stop_server(work / folder)
         stop_postgres(work / "pg", remove=True)
         shutil.rmtree(work, ignore_errors=True)
 
     print()
     print(f"Runs logged per second: create_run + log_batch ({PARAMS} params, {METRICS} metrics) + set_terminated;")
-    print(f"N client processes for {args.seconds:g} s per cell; mlflow server with --workers 1; loopback only.")
-    print(f"{'store':<36}{'clients':>8}{'runs':>7}{'errors':>8}{'runs/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
+    print(f"N client processes for {args.seconds:g} s per cell; mlflow server with one worker unless named; loopback only.")
+    print(f"{'store':<46}{'clients':>8}{'runs':>7}{'errors':>8}{'runs/s':>9}{'p50 ms':>9}{'p95 ms':>9}")
     for label, _, r in rows:
-        print(f"{label:<36}{r['clients']:>8}{r['runs']:>7}{r['errors']:>8}{r['rate']:>9.1f}{r['p50']:>9.1f}"
+        print(f"{label:<46}{r['clients']:>8}{r['runs']:>7}{r['errors']:>8}{r['rate']:>9.1f}{r['p50']:>9.1f}"
               f"{r['p95']:>9.1f}")
     print()
     for label, _uri in stores:
         logged = sum(r["runs"] for lab, _, r in rows if lab == label) + sum(counts)  # + one warm-up run per client
         verdict = "none lost" if found[label] == logged else f"MISMATCH ({logged - found[label]} missing)"
-        print(f"{label:<36} runs logged {logged:>6}, found by MLflow's client {found[label]:>6}: {verdict}")
+        print(f"{label:<46} runs logged {logged:>6}, found by MLflow's client {found[label]:>6}: {verdict}")
     for label, _, r in rows:
         if r["error"]:
             print(f"first error, {label}, {r['clients']} clients: {r['error']}")
