@@ -88,7 +88,7 @@ def run_case(case: str, folder: Path, repeat: int) -> dict:
     if case == "mlops_wb":
         import scipy.stats  # noqa: F401  (imports are not part of the measured call)
 
-        from mlops_wb.drift_compute import compute_drift
+        from mlops_wb.drift.compute import compute_drift
 
         def call():
             return compute_drift(reference=ref, current=cur, progress=False).n_drifted

@@ -28,7 +28,7 @@ def main() -> None:
     import papermill as pm
 
     from mlops_wb.core import get_client
-    from mlops_wb.orchestrate import run_pipeline
+    from mlops_wb.pipelines.orchestrate import run_pipeline
     from mlops_wb.pipelines import find_notebook, pipelines_dir, run_notebook
 
     work = Path(tempfile.mkdtemp(prefix="bench_pipelines_"))

@@ -25,7 +25,7 @@ from mlops_wb.core import (
     get_client,
     invalid_parameter,
 )
-from .data import SOURCE_ATTR, TARGET_ATTR, fingerprint
+from .data.datasets import SOURCE_ATTR, TARGET_ATTR, fingerprint
 
 # %% auto #0
 __all__ = ['TASKS', 'SCALARS', 'infer_task', 'evaluate', 'loggable_params', 'apply_seed', 'data_fingerprints', 'with_target',
@@ -302,7 +302,7 @@ def train_model(
                   **({"eval_rows": str(len(X_eval))} if X_eval is not None else {}), **fps, **loggable_params(est)}
         _log_batch(client, run_id, metrics=metrics, params=logged, tags={"mlops_wb.seed": str(seed)})
         if log_datasets:
-            from mlops_wb.data import log_dataset
+            from mlops_wb.data.provenance import log_dataset
 
             log_dataset(with_target(X_fit, y_fit), name=f"{dataset_name}-train", role="training", run_id=run_id,
                         client=client, source=getattr(X, "attrs", {}).get(SOURCE_ATTR))
@@ -445,7 +445,7 @@ def search(
                                        "n_trials": len(combos), "cv": cv if isinstance(cv, int) else type(cv).__name__,
                                        "metric": metric, "param_space": repr(param_space)[:6000], **fps})
     if log_datasets:
-        from mlops_wb.data import log_dataset
+        from mlops_wb.data.provenance import log_dataset
 
         log_dataset(with_target(X, y), name=dataset_name, role="training", run_id=parent, client=client,
                     source=getattr(X, "attrs", {}).get(SOURCE_ATTR))

@@ -189,7 +189,7 @@ def test_lineage_against_a_real_server(mlflow_server):
 def test_cli_commands(tmp_path, tracking_uri):
     from typer.testing import CliRunner
 
-    import mlops_wb.cli_data  # noqa: F401  (adds the data commands to the app)
+    import mlops_wb.cli.data  # noqa: F401  (adds the data commands to the app)
     from mlops_wb.cli import app
 
     runner = CliRunner()

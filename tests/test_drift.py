@@ -21,7 +21,7 @@ from mlops_wb.drift import (
     wasserstein_sorted,
 )
 from mlops_wb.drift import DriftProfile, DriftReport, compute_drift  # the lazy re-exports
-from mlops_wb.drift_report import FRAME_COLUMNS, metric_names
+from mlops_wb.drift.report import FRAME_COLUMNS, metric_names
 
 DEFAULTS = load_settings(start=tempfile.mkdtemp())  # built-in defaults, whatever settings.ini is around
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -55,7 +55,7 @@ def test_cluster_profile_equals_the_pandas_profile(dask_client):
     ddf = dd.from_pandas(df, npartitions=N_PARTS, sort=False)
     with get_task_stream(dask_client) as ts:
         profile = DriftProfile.fit(ddf)
-    workers = {t["worker"] for t in ts.data if str(t["key"]).startswith("_fit_partition")}
+    workers = {t["worker"] for t in ts.data if str(t["key"]).startswith("fit_partition")}
     assert len(workers) >= 2, f"the partitions were profiled on {workers}, expected several workers"
     assert profile.n_rows == N_ROWS and list(profile.skipped) == ["when"]
     whole = DriftProfile.fit(df)

@@ -89,7 +89,7 @@ def test_each_check_catches_its_problem(cancer, models):
     assert rep["data.drift"].passed is False and rep["data.drift"].value >= 0.5
     assert rep["data.quality"].passed is False and "range" in rep["data.quality"].detail
     # a changed column type is a schema error
-    from mlops_wb.evaluation import check_data
+    from mlops_wb.gates.evaluate import check_data
     from mlops_wb.core import load_settings
 
     checks = check_data(test.astype({"mean area": str}), train, target="target", features=feats,

@@ -26,4 +26,4 @@ def test_wheel_ships_pipeline_notebooks(tmp_path):
     shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("mlops_wb/pipeline_notebooks/") and n.endswith(".ipynb"))
     expected = sorted(p.name for p in (REPO / "nbs" / "pipelines").glob("*.ipynb"))
     assert expected and shipped == expected, f"wheel ships {shipped}, expected {expected}"
-    assert "mlops_wb/cli.py" in names and "mlops_wb/widgets/__init__.py" in names
+    assert "mlops_wb/cli/__init__.py" in names and "mlops_wb/widgets/__init__.py" in names

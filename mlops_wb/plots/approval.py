@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core import escape, invalid_parameter
-from ..gates import GateReport, higher_is_better
+from ..gates.report import GateReport, higher_is_better
 
 # %% auto #0
 __all__ = ['metric_deltas_figure', 'gate_margins_figure', 'group_metric_figure']

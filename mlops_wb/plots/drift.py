@@ -12,8 +12,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..core import escape
-from ..drift import TEST_LABELS
-from ..drift_report import ColumnDrift, DriftReport
+from ..drift.stats import TEST_LABELS
+from ..drift.report import ColumnDrift, DriftReport
 
 # %% auto #0
 __all__ = ['REFERENCE_COLOR', 'CURRENT_COLOR', 'SCORE_SCALE', 'column_title', 'numeric_overlay', 'category_overlay',

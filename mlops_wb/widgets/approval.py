@@ -12,7 +12,7 @@ import traitlets
 
 from .. import registry
 from ..core import MlopsWbError, Settings, current_user, escape, get_client, load_settings
-from ..gates import GateReport, higher_is_better
+from ..gates.report import GateReport, higher_is_better
 from ..plots.approval import metric_deltas_figure
 
 # %% auto #0

@@ -13,10 +13,10 @@ import plotly.graph_objects as go
 import traitlets
 
 from ..core import InvalidParameterError, MlopsWbError, Settings, escape
-from ..drift import TEST_LABELS
-from ..drift_compute import compute_drift
-from ..drift_report import DriftReport, report_header_html, report_html, severity_color
-from ..drift_time import apply_thresholds, drift_over_time
+from ..drift.stats import TEST_LABELS
+from ..drift.compute import compute_drift
+from ..drift.report import DriftReport, report_header_html, report_html, severity_color
+from ..drift.over_time import apply_thresholds, drift_over_time
 from ..plots.drift import column_figure, drift_heatmap
 
 # %% auto #0

@@ -20,13 +20,8 @@ BIN = Path(sys.executable).parent
 
 
 def _cli() -> list[str]:
-    "The `mlops-wb` console script; until `mlops_wb.cli.COMMAND_MODULES` lists the server module, the same entry point with it imported."
-    from mlops_wb.cli import COMMAND_MODULES
-
-    if "mlops_wb.cli_server" in COMMAND_MODULES:
-        return [str(BIN / "mlops-wb")]
-    code = "import sys, mlops_wb.cli_server; from mlops_wb.cli import main; sys.argv[0] = 'mlops-wb'; main()"
-    return [sys.executable, "-c", code]
+    "The `mlops-wb` console script."
+    return [str(BIN / "mlops-wb")]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -60,7 +55,7 @@ def test_server_commands_are_in_the_console_script(tmp_path):
     r = subprocess.run([str(BIN / "mlops-wb"), "server", "--help"], cwd=tmp_path, env=env(), capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "start" in r.stdout and "status" in r.stdout, (
-        "`mlops-wb server` is missing: add 'mlops_wb.cli_server' to COMMAND_MODULES in nbs/08_cli.ipynb.\n"
+        "`mlops-wb server` is missing: add 'mlops_wb.cli.server' to COMMAND_MODULES in nbs/09_cli.ipynb.\n"
         + r.stdout + r.stderr)
 
 

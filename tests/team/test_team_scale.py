@@ -534,7 +534,7 @@ def test_server_down_while_the_last_cell_logs(team_server, project, tmp_path):
 def test_sweep_on_a_dask_cluster_tracked_on_the_shared_server(team_server, project, monkeypatch):
     from dask.distributed import Client, LocalCluster
 
-    from mlops_wb.orchestrate import sweep
+    from mlops_wb.pipelines.orchestrate import sweep
     from mlops_wb.pipelines import write_notebook
 
     for var in ("MLFLOW_TRACKING_URI", "MLOPS_WB_SETTINGS", "MLOPS_WB_USER"):
