@@ -6,6 +6,16 @@
 __all__ = []
 
 # %% ../../nbs/07_pipelines.ipynb #061c6a6a
+from .tags import *  # noqa: F403
+from .records import *  # noqa: F403
+from .notebooks import *  # noqa: F403
+from .provenance import *  # noqa: F403
+from .liveness import *  # noqa: F403
+from .execute import *  # noqa: F403
+from .results import *  # noqa: F403
 from .runner import *  # noqa: F403
+from .specs import *  # noqa: F403
+from .reproduce import *  # noqa: F403
+from .sweep import *  # noqa: F403
 from .orchestrate import *  # noqa: F403
 from .demo import *  # noqa: F403

@@ -5,17 +5,21 @@
 # %% ../../nbs/07c_demo.ipynb #d4c73fc6
 from __future__ import annotations
 
+import filecmp
+import shlex
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core import get_client, load_settings, resolve_tracking_uri, write_default_settings
-from .orchestrate import PipelineResult, load_spec, run_pipeline
-from .runner import pipelines_dir
+from .notebooks import WORKBENCH, pipelines_dir, workbench_notebook
+from .orchestrate import PipelineResult, run_pipeline
+from .specs import load_spec
 
 # %% auto #0
-__all__ = ['DEMO_EXPERIMENT', 'DemoResult', 'retrain_spec', 'run_demo', 'next_steps']
+__all__ = ['DEMO_EXPERIMENT', 'DemoResult', 'place_workbench', 'retrain_spec', 'run_demo', 'next_steps']
 
 # %% ../../nbs/07c_demo.ipynb #3465fc83
 DEMO_EXPERIMENT = "mlops_wb pipelines"
@@ -32,6 +36,7 @@ class DemoResult:
     tracking_uri: str
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    workbench: Path | None = None  # the workbench notebook to open
 
     def summary(self) -> str:
         "A short text summary for the terminal."
@@ -58,6 +63,21 @@ def _ensure_demo_settings(root: Path) -> str | None:
     text = text.replace("auto_approve = false", "# demo only: pipelines may approve their own candidates\nauto_approve = true", 1)
     path.write_text(text, encoding="utf-8")
     return f"wrote {path} (approvers demo-approver and reviewer; auto_approve on, for the demo only)"
+
+
+def place_workbench(root: Path) -> tuple[Path, str | None]:
+    "The workbench notebook for this project: nbs/ in a source checkout, else a copy of the shipped one; and a note."
+    checkout = root / "nbs" / WORKBENCH
+    if checkout.is_file():
+        return checkout, None
+    shipped, target = workbench_notebook(), root / WORKBENCH
+    if not target.exists():
+        shutil.copyfile(shipped, target)
+        return target, f"copied the workbench notebook to {target}"
+    if filecmp.cmp(shipped, target, shallow=False):
+        return target, None
+    return target, (f"{target} exists and differs from the shipped workbench notebook, so it was left as it is; "
+                    f"the shipped one is {shipped}")
 
 
 def retrain_spec(first: PipelineResult) -> dict[str, Any]:
@@ -87,6 +107,9 @@ def run_demo(*, uri: str | None = None, progress: bool = True, retrain: bool = T
     if note:
         notes.append(note)
     settings = load_settings()
+    workbench, note = place_workbench(settings.root)
+    if note:
+        notes.append(note)
     target = resolve_tracking_uri(uri, settings=settings)
     client = get_client(target.uri, settings=settings)
     root = settings.root
@@ -101,7 +124,7 @@ def run_demo(*, uri: str | None = None, progress: bool = True, retrain: bool = T
     name = first.steps["register"].records.get("model_name", settings.registry.model_name)
     return DemoResult(pipelines=results, model_name=name, registry=status(name, client=client),
                       alert=bool(mon.get("alert")), drift_share=float(mon.get("drift_share", 0.0)),
-                      tracking_uri=target.uri, notes=notes, seconds=time.perf_counter() - t0)
+                      tracking_uri=target.uri, notes=notes, seconds=time.perf_counter() - t0, workbench=workbench)
 
 
 def _as_dict(spec: Any) -> dict[str, Any]:
@@ -109,14 +132,21 @@ def _as_dict(spec: Any) -> dict[str, Any]:
     return {s.name: {"notebook": str(s.notebook), "parameters": s.parameters, "needs": s.needs} for s in spec.steps}
 
 
+def _shown(path: Path) -> str:
+    "A path as a user types it here: relative to the current folder when it is below it."
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def next_steps(result: DemoResult) -> str:
-    "How to open the results: the MLflow UI and the workbench notebook."
-    uri = result.tracking_uri
-    lines = ["Open the results:", f"  mlflow ui --backend-store-uri {uri}"]
-    wb = load_settings().root / "nbs" / "workbench.ipynb"
-    lines.append(f"  jupyter lab {wb if wb.exists() else 'workbench.ipynb'}   (compare runs, watch drift, approve)")
+    "How to open the results: the MLflow UI, the workbench notebook, and the approval left to a person."
+    lines = ["Open the results:", f"  mlflow ui --backend-store-uri {result.tracking_uri}"]
+    if result.workbench is not None:
+        lines.append(f"  jupyter lab {shlex.quote(_shown(result.workbench))}   (compare runs, watch drift, approve)")
     pending = [r for _, r in result.registry.iterrows() if r["status"] == "pending"]
     for r in pending:
-        lines.append(f"  mlops-wb approve {result.model_name} {r['version']} --comment '...'   "
+        lines.append(f"  mlops-wb approve {r['version']} --model {shlex.quote(result.model_name)} --comment '...'   "
                      "(as a listed approver: set MLOPS_WB_USER=reviewer)")
     return "\n".join(lines)

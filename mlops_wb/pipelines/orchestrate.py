@@ -5,162 +5,22 @@
 # %% ../../nbs/07b_orchestrate.ipynb #a90eeb9e
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
 import os
-import re
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from mlops_wb.core import (
-    InvalidParameterError,
-    NotFoundError,
-    PipelineError,
-    client_uri,
-    ensure_experiment,
-    get_client,
-    invalid_parameter,
-)
-from .runner import PipelineRun, find_notebook, notebook_digest, run_notebook
+from ..core import PipelineError, ensure_experiment, get_client
+from .results import PipelineRun
+from .runner import run_notebook
+from .specs import load_spec, resolve_parameters
+from .tags import TAG_ERROR, TAG_KIND, TAG_PIPELINE, TAG_STEP, TAG_STEP_PREFIX
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # %% auto #0
-__all__ = ['Step', 'PipelineSpec', 'load_spec', 'resolve_parameters', 'PipelineResult', 'run_pipeline', 'Reproduction',
-           'reproduce', 'grid_points', 'sweep']
-
-# %% ../../nbs/07b_orchestrate.ipynb #98e4be46
-_REF = re.compile(r"\$\{([A-Za-z0-9_-]+)\.([A-Za-z0-9_.-]+)\}")
-
-
-@dataclass
-class Step:
-    "One step of a pipeline: a notebook, its parameters and the steps it needs."
-    name: str
-    notebook: Path
-    parameters: dict[str, Any] = field(default_factory=dict)
-    needs: list[str] = field(default_factory=list)
-
-
-@dataclass
-class PipelineSpec:
-    "A validated pipeline: its name, experiment and steps in dependency order."
-    name: str
-    steps: list[Step]
-    experiment: str | None = None
-
-
-def _refs(value: Any) -> list[tuple[str, str]]:
-    if isinstance(value, str):
-        return _REF.findall(value)
-    if isinstance(value, dict):
-        return [r for v in value.values() for r in _refs(v)]
-    if isinstance(value, (list, tuple)):
-        return [r for v in value for r in _refs(v)]
-    return []
-
-
-def load_spec(spec: str | os.PathLike | dict) -> PipelineSpec:
-    "Read and validate a pipeline spec (a YAML path or a dict); steps come back in dependency order."
-    base = Path.cwd()
-    if isinstance(spec, (str, os.PathLike)):
-        path = Path(spec)
-        if not path.is_file():
-            raise NotFoundError(f"No pipeline spec at {str(path)!r}. Expected a YAML file with 'name' and 'steps'.")
-        import yaml
-
-        try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise InvalidParameterError(f"The pipeline spec {path} is not valid YAML: {e}") from None
-        base = path.resolve().parent
-    if not isinstance(spec, dict):
-        raise invalid_parameter("load_spec", "spec", "a dict or a YAML file holding a mapping", spec)
-    unknown = set(spec) - {"name", "experiment", "steps"}
-    if unknown:
-        raise InvalidParameterError(f"The pipeline spec has unknown keys {sorted(unknown)}. Expected: name, experiment, steps.")
-    raw = spec.get("steps")
-    if not isinstance(raw, dict) or not raw:
-        raise InvalidParameterError("The pipeline spec needs 'steps': a mapping of step names to "
-                                    "{notebook, parameters, needs}. Got " + repr(raw)[:80] + ".")
-    steps: dict[str, Step] = {}
-    for name, body in raw.items():
-        if not isinstance(body, dict) or "notebook" not in body:
-            raise InvalidParameterError(f"Step {name!r} of the pipeline spec needs a 'notebook'. Got {body!r}.")
-        extra = set(body) - {"notebook", "parameters", "needs"}
-        if extra:
-            raise InvalidParameterError(f"Step {name!r} has unknown keys {sorted(extra)}. Expected: notebook, parameters, needs.")
-        nb = str(body["notebook"])
-        nb_path = find_notebook(base / nb if (base / nb).exists() else nb)
-        needs = body.get("needs") or []
-        needs = [needs] if isinstance(needs, str) else list(needs)
-        steps[str(name)] = Step(str(name), nb_path, dict(body.get("parameters") or {}), [str(n) for n in needs])
-    for s in steps.values():
-        for n in s.needs:
-            if n not in steps:
-                raise InvalidParameterError(f"Step {s.name!r} needs {n!r}, which is not a step. Steps: {', '.join(steps)}.")
-    order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(n: str, path: tuple[str, ...]) -> None:
-        if state.get(n) == 2:
-            return
-        if state.get(n) == 1:
-            raise InvalidParameterError("The pipeline's steps form a cycle: " + " -> ".join((*path, n)) + ". "
-                                        "Remove one of these 'needs'.")
-        state[n] = 1
-        for m in steps[n].needs:
-            visit(m, (*path, n))
-        state[n] = 2
-        order.append(n)
-
-    for n in steps:
-        visit(n, ())
-    for s in steps.values():
-        upstream = _upstream(s.name, steps)
-        for step, _key in _refs(s.parameters):
-            if step not in upstream:
-                raise InvalidParameterError(f"Step {s.name!r} refers to ${{{step}.{_key}}}, but {step!r} is not "
-                                            f"upstream of it. Add {step!r} to its 'needs'.")
-    return PipelineSpec(name=str(spec.get("name") or "pipeline"), steps=[steps[n] for n in order],
-                        experiment=spec.get("experiment"))
-
-
-def _upstream(name: str, steps: dict[str, Step]) -> set[str]:
-    seen: set[str] = set()
-    todo = list(steps[name].needs)
-    while todo:
-        n = todo.pop()
-        if n not in seen:
-            seen.add(n)
-            todo.extend(steps[n].needs)
-    return seen
-
-
-def resolve_parameters(parameters: dict[str, Any], outputs: dict[str, dict[str, Any]], *, step: str = "") -> dict[str, Any]:
-    "Replace `${step.name}` references with what upstream steps recorded (a whole-string reference keeps its type)."
-    def one(v: Any) -> Any:
-        if isinstance(v, str):
-            m = _REF.fullmatch(v)
-            if m:
-                return lookup(*m.groups())
-            return _REF.sub(lambda mm: str(lookup(*mm.groups())), v)
-        if isinstance(v, dict):
-            return {k: one(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [one(x) for x in v]
-        return v
-
-    def lookup(s: str, key: str) -> Any:
-        if key not in outputs.get(s, {}):
-            raise PipelineError(f"Step {step!r} needs ${{{s}.{key}}}, but step {s!r} recorded no {key!r}. It recorded: "
-                                f"{', '.join(sorted(outputs.get(s, {}))) or 'nothing'}. Call record({key!r}, ...) in its notebook.")
-        return outputs[s][key]
-
-    return {k: one(v) for k, v in parameters.items()}
+__all__ = ['PipelineResult', 'run_pipeline']
 
 # %% ../../nbs/07b_orchestrate.ipynb #2c24f87a
 @dataclass
@@ -188,7 +48,7 @@ def run_pipeline(
     spec: str | os.PathLike | dict,  # a YAML path or a dict (see `load_spec`)
     *,
     experiment: str | None = None,
-    client: Any = None,
+    client: MlflowClient | None = None,
     uri: str | None = None,
     force: bool = False,  # run every step even when unchanged
     cwd: str | os.PathLike | None = None,
@@ -202,8 +62,7 @@ def run_pipeline(
     exp_name = experiment or p.experiment
     exp_id = ensure_experiment(exp_name, client=client)
     exp_name = client.get_experiment(exp_id).name
-    parent = client.create_run(exp_id, run_name=p.name, tags={"mlops_wb.kind": "pipeline",
-                                                             "mlops_wb.pipeline": p.name})
+    parent = client.create_run(exp_id, run_name=p.name, tags={TAG_KIND: "pipeline", TAG_PIPELINE: p.name})
     parent_id = parent.info.run_id
     outputs: dict[str, dict[str, Any]] = {}
     results: dict[str, PipelineRun] = {}
@@ -216,21 +75,24 @@ def run_pipeline(
             params = resolve_parameters(step.parameters, outputs, step=step.name)
             r = run_notebook(step.notebook, parameters=params, experiment=exp_name, client=client, cwd=cwd,
                              run_name=step.name, parent_run_id=parent_id, cache=not force, raise_on_error=False,
-                             extra_tags={"mlops_wb.step": step.name})
+                             extra_tags={TAG_STEP: step.name})
             results[step.name] = r
             outputs[step.name] = r.records
             if r.status == "SKIPPED":
                 bar.write(f"step {step.name}: skipped, {r.skipped_reason}")
-            client.set_tag(parent_id, f"mlops_wb.step.{step.name}", f"{r.status} {r.run_id or r.cached_run_id}")
+            client.set_tag(parent_id, f"{TAG_STEP_PREFIX}{step.name}", f"{r.status} {r.run_id or r.cached_run_id}")
             if r.status == "FAILED":
                 status = "FAILED"
                 left = [s.name for s in p.steps if s.name not in results]
                 for n in left:
-                    client.set_tag(parent_id, f"mlops_wb.step.{n}", "NOT RUN (an upstream step failed)")
-                client.set_tag(parent_id, "mlops_wb.error", f"step {step.name} failed: {r.error}"[:5000])
+                    client.set_tag(parent_id, f"{TAG_STEP_PREFIX}{n}", "NOT RUN (an upstream step failed)")
+                client.set_tag(parent_id, TAG_ERROR, f"step {step.name} failed: {r.error}"[:5000])
                 raise PipelineError(f"Pipeline {p.name!r} stopped at step {step.name!r}: {r.error}. "
                                     f"Not run: {', '.join(left) or 'nothing'}. The executed notebook is at "
                                     f"{r.output_notebook} and in run {r.run_id}.")
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     except BaseException:
         status = "FAILED"
         raise
@@ -240,170 +102,7 @@ def run_pipeline(
         client.set_terminated(parent_id, status=status)
     return PipelineResult(p.name, parent_id, status, results, time.perf_counter() - t0)
 
-# %% ../../nbs/07b_orchestrate.ipynb #2acf5f03
-@dataclass
-class Reproduction:
-    "The result of `reproduce`: the new run and every metric compared with the original."
-    original_run_id: str
-    new: PipelineRun
-    comparison: Any  # DataFrame: metric, original, reproduced, equal
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def identical(self) -> bool:
-        "True when every metric of the original was reproduced exactly."
-        return bool(self.comparison["equal"].all())
-
-    @property
-    def differences(self) -> Any:
-        "The metrics that differ."
-        return self.comparison[~self.comparison["equal"]]
-
-
-def reproduce(run_id: str, *, client: Any = None, uri: str | None = None, cwd: str | os.PathLike | None = None,
-              tolerance: float = 0.0) -> Reproduction:
-    "Re-execute a runner run with its recorded parameters and report every metric that differs."
-    import pandas as pd
-    from mlflow.exceptions import MlflowException
-
-    client = client or get_client(uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise NotFoundError(f"No run with id {run_id!r} in {client_uri(client)}. Check the id (mlflow ui shows it) "
-                            "and the tracking URI.") from None
-    tags = run.data.tags
-    if "mlops_wb.notebook" not in tags:
-        raise InvalidParameterError(f"Run {run_id} was not made by the pipeline runner (it has no mlops_wb.notebook "
-                                    "tag), so there is no notebook to re-execute.")
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            params = json.loads(Path(client.download_artifacts(run_id, "mlops_wb/parameters.json", d)).read_text())
-        except (MlflowException, OSError):
-            raise NotFoundError(f"Run {run_id} has no mlops_wb/parameters.json artifact to reproduce from.") from None
-    notes = []
-    nb = Path(tags["mlops_wb.notebook"])
-    if not nb.exists():
-        nb = find_notebook(nb.stem)
-        notes.append(f"the original notebook path is gone; used {nb}")
-    if notebook_digest(nb) != tags.get("mlops_wb.notebook_sha"):
-        notes.append("the notebook's code changed since the original run")
-    exp = client.get_experiment(run.info.experiment_id).name
-    new = run_notebook(nb, parameters=params, experiment=exp, client=client, cwd=cwd, raise_on_error=False,
-                       run_name=f"reproduce {run.info.run_name}", extra_tags={"mlops_wb.reproduces": run_id})
-    again = client.get_run(new.run_id).data.metrics if new.run_id else {}
-    rows = []
-    for k, v in sorted(run.data.metrics.items()):
-        if k.startswith("pipeline."):
-            continue  # timings differ by nature
-        w = again.get(k)
-        rows.append({"metric": k, "original": v, "reproduced": w,
-                     "equal": w is not None and abs(w - v) <= tolerance})
-    if new.status == "FAILED":
-        notes.append(f"the reproduction failed: {new.error}")
-    return Reproduction(run_id, new, pd.DataFrame(rows, columns=["metric", "original", "reproduced", "equal"]), notes)
-
-# %% ../../nbs/07b_orchestrate.ipynb #a4f10a66
-def _sweep_point(args: dict[str, Any]) -> dict[str, Any]:
-    "Run one grid point in a worker process (top-level, so it can be pickled)."
-    try:
-        r = run_notebook(args["notebook"], parameters=args["parameters"], experiment=args["experiment"],
-                         uri=args["uri"], cwd=args["cwd"], parent_run_id=args["parent"], raise_on_error=False,
-                         run_name=args["name"])
-        return {"run_id": r.run_id, "status": r.status, "error": r.error, "records": r.records}
-    except Exception as e:  # noqa: BLE001 - one bad point must not stop the sweep
-        return {"run_id": None, "status": "FAILED", "error": f"{type(e).__name__}: {e}", "records": {}}
-
-
-def _sweep_on_dask(scheduler: str, jobs: list[dict[str, Any]], collect: Any, *, desc: str, progress: bool) -> None:
-    "Run sweep jobs as tasks on a Dask cluster, one task per grid point; every worker needs mlops_wb installed."
-    try:
-        from dask.distributed import Client, as_completed as dask_completed
-    except ImportError:
-        raise PipelineError("sweep(scheduler=...) needs Dask: pip install 'dask[distributed]' (or mlops-wb[team]).") from None
-    from tqdm.auto import tqdm
-
-    if not isinstance(scheduler, str) or not scheduler.strip():
-        raise invalid_parameter("sweep", "scheduler", "a Dask scheduler address such as 'tcp://127.0.0.1:8786'", scheduler)
-    try:
-        client = Client(scheduler, timeout=10, set_as_default=False)
-    except OSError as e:
-        raise PipelineError(f"Could not reach the Dask scheduler at {scheduler}: {e}. Start one with "
-                            "`dask scheduler` (and workers with `dask worker ADDRESS`), or check the address.") from None
-    try:
-        futures = {client.submit(_sweep_point, j, pure=False, key=f"mlops_wb-sweep-{j['parent']}-{i}"): i
-                   for i, j in enumerate(jobs)}
-        for f in tqdm(dask_completed(list(futures), loop=client.loop), total=len(jobs), desc=desc, disable=not progress):
-            collect(futures[f], f.result())
-    finally:
-        client.close()
-
-
-def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    "The cartesian product of a grid {name: [values]} as a list of parameter dicts."
-    if not isinstance(grid, dict) or not grid:
-        raise invalid_parameter("sweep", "grid", "a non-empty dict of parameter names to lists of values", grid)
-    for k, v in grid.items():
-        if not isinstance(v, (list, tuple)) or not v:
-            raise invalid_parameter("sweep", "grid", f"lists of values; {k!r} maps to a non-list or empty list", v)
-    keys = list(grid)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(grid[k] for k in keys))]
-
-
-def sweep(
-    notebook: str | os.PathLike,
-    grid: dict[str, list[Any]],
-    *,
-    workers: int = 2,
-    parameters: dict[str, Any] | None = None,  # fixed parameters for every point
-    experiment: str | None = None,
-    uri: str | None = None,
-    client: Any = None,
-    cwd: str | os.PathLike | None = None,
-    progress: bool = True,
-    scheduler: str | None = None,  # a Dask scheduler address: run the points as tasks on that cluster
-) -> Any:
-    "Run `notebook` for every point of `grid` in parallel processes (or on a Dask cluster); one row per point."
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    points = grid_points(grid)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise invalid_parameter("sweep", "workers", "a positive integer", workers)
-    nb = find_notebook(notebook)
-    client = client or get_client(uri)
-    uri = client_uri(client)
-    exp_id = ensure_experiment(experiment, client=client)
-    exp_name = client.get_experiment(exp_id).name
-    parent = client.create_run(exp_id, run_name=f"sweep {nb.stem}", tags={"mlops_wb.kind": "sweep"})
-    client.log_dict(parent.info.run_id, {"grid": grid, "parameters": parameters or {}}, "mlops_wb/sweep.json")
-    jobs = [{"notebook": str(nb), "parameters": {**(parameters or {}), **pt}, "experiment": exp_name, "uri": uri,
-             "cwd": str(cwd) if cwd else None, "parent": parent.info.run_id,
-             "name": f"{nb.stem} " + " ".join(f"{k}={v}" for k, v in pt.items())} for pt in points]
-    rows: list[dict[str, Any]] = [{} for _ in jobs]
-
-    def collect(i: int, out: dict[str, Any]) -> None:
-        rows[i] = {**points[i], "status": out["status"], "run_id": out["run_id"], "error": out["error"],
-                   **{k: v for k, v in out["records"].items() if isinstance(v, (int, float))}}
-
-    try:
-        if scheduler is not None:
-            _sweep_on_dask(scheduler, jobs, collect, desc=f"sweep {nb.stem}", progress=progress)
-        else:
-            import multiprocessing
-
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)),
-                                     mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = {pool.submit(_sweep_point, j): i for i, j in enumerate(jobs)}
-                for f in tqdm(as_completed(futures), total=len(jobs), desc=f"sweep {nb.stem}", disable=not progress):
-                    collect(futures[f], f.result())
-    except BaseException as e:  # the sweep's own run never stays RUNNING
-        with contextlib.suppress(Exception):
-            client.set_tag(parent.info.run_id, "mlops_wb.error", f"{type(e).__name__}: {e}"[:5000])
-            client.set_terminated(parent.info.run_id, status="KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
-        raise
-    failed = sum(r["status"] == "FAILED" for r in rows)
-    client.set_terminated(parent.info.run_id, status="FAILED" if failed == len(rows) else "FINISHED")
-    table = pd.DataFrame(rows)
-    table.attrs["parent_run_id"] = parent.info.run_id
-    return table
+# %% ../../nbs/07b_orchestrate.ipynb #3159808d
+from .reproduce import Reproduction, reproduce  # noqa: E402,F401 - documented here since 0.1
+from .specs import PipelineSpec, Step  # noqa: E402,F401
+from .sweep import grid_points, sweep  # noqa: E402,F401

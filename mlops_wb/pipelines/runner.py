@@ -5,436 +5,257 @@
 # %% ../../nbs/07a_runner.ipynb #97ec2ae6
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-import math
+import keyword
 import os
-import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from typing import TYPE_CHECKING, Any
 
 from mlops_wb.core import (
     InvalidParameterError,
+    MlopsWbError,
     NotFoundError,
-    PipelineError,
+    Settings,
     TrackingError,
-    client_uri,
     ensure_experiment,
     get_client,
     invalid_parameter,
     load_settings,
-    package_versions,
+    resolve_tracking_uri,
+)
+from .execute import Execution, NotebookError, execute_notebook, kernel_language, one_line, run_silently
+from .liveness import Heartbeat, mark_stale_runs, store_wait
+from .notebooks import ParametersCell, find_notebook, notebook_digest, notebook_kernel, parameters_cell
+from .provenance import cache_key, git_commit, input_fingerprints, param_text, run_user
+from .records import RECORDS_ENV, RUN_ID_ENV
+from .results import PipelineRun, StartedRun, log_batch, record_results
+from mlops_wb.pipelines.tags import (
+    TAG_CACHE_HIT, TAG_CACHE_KEY, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_HEARTBEAT, TAG_INJECTED, TAG_INPUT_PREFIX,
+    TAG_KERNEL, TAG_KIND, TAG_NOTEBOOK, TAG_NOTEBOOK_SHA, TAG_PARENT_RUN, TAG_RUNNER_HOST, TAG_RUNNER_PID, TAG_SEED,
+    TAG_SOURCE_NAME, TAG_SOURCE_TYPE, TAG_USER,
 )
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 # %% auto #0
-__all__ = ['RECORDS_ENV', 'HEARTBEAT_SECONDS', 'STORE_WAIT_SECONDS', 'STORE_WAIT_ENV', 'file_fingerprint', 'record',
-           'record_input', 'pipelines_dir', 'find_notebook', 'available_pipelines', 'git_commit', 'notebook_digest',
-           'notebook_parameters', 'store_wait', 'until_reachable', 'mark_stale_runs', 'PipelineRun', 'run_notebook',
-           'write_notebook']
+__all__ = ['INJECTABLE', 'check_parameters', 'RunPlan', 'prepare_run', 'open_store', 'start_run', 'RunStart', 'find_cached',
+           'skipped_run', 'RunInterrupted', 'run_notebook']
 
-# %% ../../nbs/07a_runner.ipynb #71e312f9
-RECORDS_ENV = "MLOPS_WB_RECORDS"
-_RECORDED: dict[str, Any] = {}
+# %% ../../nbs/07a_runner.ipynb #156091f4
+INJECTABLE = "str, int, float, bool, None, or a list or dict (with string keys) of these"
 
 
-def _is_number(value: Any) -> bool:
-    try:
-        import numpy as np
-        if isinstance(value, np.generic):
-            value = value.item()
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _check_value(name: str, value: Any, depth: int = 0) -> None:
+    "Raise unless papermill injects `value` as itself."
+    fix = {tuple: "Pass a list.", set: "Pass a list.", frozenset: "Pass a list.", bytes: "Pass a str."}
+    if depth > 50:
+        raise InvalidParameterError(f"The parameter {name!r} is nested more than 50 levels deep. Pass a flatter value.")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return
+    if isinstance(value, list):
+        for v in value:
+            _check_value(name, v, depth + 1)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidParameterError(f"The parameter {name!r} has the key {k!r}, which is not a string: papermill "
+                                            f"would inject it as the string {str(k)!r}. Use string keys.")
+            _check_value(name, v, depth + 1)
+        return
+    kind = type(value).__name__
+    hint = fix.get(type(value), "Pass int(x) or float(x)." if type(value).__module__ == "numpy" else "Convert it first.")
+    raise InvalidParameterError(f"The parameter {name!r} is a {kind} ({one_line(repr(value), 80)}): papermill injects "
+                                f"only {INJECTABLE}, and would turn it into the string {one_line(str(value), 80)!r}. "
+                                f"{hint}")
 
 
-def _safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-
-
-def file_fingerprint(path: str | os.PathLike) -> str:
-    "SHA-256 of a file's bytes (of every file, in name order, for a folder)."
-    p = Path(path)
-    h = hashlib.sha256()
-    files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            h.update(str(f.relative_to(p)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def _encode(name: str, value: Any, folder: Path) -> dict[str, Any]:
-    "Describe `value` for the runner: its kind (metric, param, json, artifact, path) and a JSON-able payload."
-    if _is_number(value):
-        return {"name": name, "kind": "metric", "value": float(value)}
-    if isinstance(value, (str, bool)) or value is None or (isinstance(value, float) and not math.isfinite(value)):
-        text = str(value)
-        if len(text) <= 500:
-            return {"name": name, "kind": "param", "value": value if isinstance(value, (str, bool)) else text}
-        target = folder / f"{_safe_name(name)}.txt"
-        target.write_text(text, encoding="utf-8")
-        return {"name": name, "kind": "artifact", "value": text[:200] + "...", "file": target.name}
-    if isinstance(value, os.PathLike):
-        p = Path(value).resolve()
-        if not p.exists():
-            raise invalid_parameter("record", "value", "an existing file or folder when it is a Path", str(p))
-        return {"name": name, "kind": "path", "value": str(p), "fingerprint": file_fingerprint(p)}
-    if hasattr(value, "to_csv") and hasattr(value, "columns"):  # a pandas DataFrame
-        target = folder / f"{_safe_name(name)}.csv"
-        value.to_csv(target, index=False)
-        return {"name": name, "kind": "artifact", "value": f"<table {value.shape[0]}x{value.shape[1]}>",
-                "file": target.name}
-    if hasattr(value, "to_html") and hasattr(value, "to_plotly_json"):  # a plotly figure
-        target = folder / f"{_safe_name(name)}.html"
-        value.write_html(target, include_plotlyjs=True, full_html=True)
-        return {"name": name, "kind": "artifact", "value": "<figure>", "file": target.name}
-    try:
-        text = json.dumps(value, default=_json_default)
-    except TypeError:
-        raise invalid_parameter("record", "value", "a number, string, bool, dict, list, DataFrame, plotly figure or "
-                                "Path", value, "Convert it to one of these first.") from None
-    target = folder / f"{_safe_name(name)}.json"
-    target.write_text(text, encoding="utf-8")
-    return {"name": name, "kind": "json", "value": json.loads(text), "file": target.name}
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, os.PathLike):
-        return str(o)
-    raise TypeError(type(o).__name__)
-
-
-def record(name: str, value: Any) -> Any:
-    "Hand `value` to the pipeline runner under `name` (metric, param or artifact by type); returns `value`."
-    if not isinstance(name, str) or not name.strip():
-        raise invalid_parameter("record", "name", "a non-empty string", name)
-    folder = os.environ.get(RECORDS_ENV)
-    _RECORDED[name] = value
-    if folder:
-        entry = _encode(name, value, Path(folder))
-        with open(Path(folder) / "records.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
-    return value
-
-
-def record_input(name: str, data: Any) -> str:
-    "Fingerprint an input (a DataFrame or a file path) and record it; returns the fingerprint."
-    if hasattr(data, "columns"):
-        from mlops_wb.data.datasets import fingerprint
-        fp = fingerprint(data)
-    elif isinstance(data, (str, os.PathLike)) and Path(data).exists():
-        fp = file_fingerprint(data)
-    else:
-        raise invalid_parameter("record_input", "data", "a pandas DataFrame or an existing file path", data)
-    record(f"input.{name}", fp)
-    return fp
-
-# %% ../../nbs/07a_runner.ipynb #92a8a10b
-def pipelines_dir() -> Path:
-    "The folder of the pipeline notebooks shipped with mlops_wb."
-    try:
-        from importlib.resources import files
-        p = Path(str(files("mlops_wb.pipeline_notebooks")))
-        if p.is_dir():
-            return p
-    except ModuleNotFoundError:
-        pass
-    import mlops_wb
-
-    here = Path(mlops_wb.__file__).resolve().parent  # a development checkout: nbs/pipelines beside the package
-    return here.parent / "nbs" / "pipelines"
-
-
-def find_notebook(path_or_name: str | os.PathLike, *, root: Path | None = None) -> Path:
-    "Resolve a notebook path, or a pipeline name such as 'train', to an existing .ipynb file."
-    p = Path(path_or_name)
-    if p.suffix == ".ipynb" or p.exists():
-        if not p.is_file():
-            raise NotFoundError(f"No notebook at {str(p)!r}. Expected an existing .ipynb file or a pipeline name "
-                                f"such as {', '.join(available_pipelines()) or 'train'}.")
-        return p.resolve()
-    name = str(path_or_name)
-    root = root or load_settings().root
-    for folder in (root / "pipelines", pipelines_dir()):
-        candidate = folder / f"{name}.ipynb"
-        if candidate.is_file():
-            return candidate.resolve()
-    raise NotFoundError(f"No pipeline notebook named {name!r}. Expected a path to an .ipynb file or one of: "
-                        f"{', '.join(available_pipelines()) or '(none shipped)'}; your own go in {root / 'pipelines'}.")
-
-
-def available_pipelines() -> list[str]:
-    "Names of the pipeline notebooks shipped with the package."
-    d = pipelines_dir()
-    return sorted(p.stem for p in d.glob("*.ipynb")) if d.is_dir() else []
-
-# %% ../../nbs/07a_runner.ipynb #d1726e05
-def git_commit(folder: str | os.PathLike) -> dict[str, str]:
-    "The git commit (and whether the tree is dirty) of the repository holding `folder`; empty when there is none."
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return {}
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
-                               capture_output=True, text=True, timeout=10)
-        return {"commit": head.stdout.strip(), "dirty": "true" if dirty.stdout.strip() else "false"}
-    except (OSError, subprocess.SubprocessError):
+def check_parameters(parameters: Any, cell: ParametersCell, notebook: str) -> dict[str, Any]:
+    "The parameters to inject, checked against the notebook's parameters cell and what papermill injects faithfully."
+    if parameters is None:
         return {}
+    if not isinstance(parameters, dict):
+        raise invalid_parameter("run_notebook", "parameters", "a dict of parameter names to values", parameters)
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise InvalidParameterError(f"The parameter name {name!r} is not a Python identifier, so it cannot be "
+                                        "assigned in the notebook. Use a name such as 'learning_rate'.")
+        _check_value(name, value)
+    known = cell.names
+    unknown = [n for n in parameters if n not in known]
+    if unknown and cell.python and cell.index is not None and cell.error is None:
+        raise InvalidParameterError(f"The notebook {notebook} has no parameter named {', '.join(map(repr, unknown))}. "
+                                    f"Expected some of: {', '.join(known) or '(its parameters cell sets none)'}. "
+                                    "Check the spelling, or add the name to the notebook's cell tagged 'parameters'.")
+    return dict(parameters)
 
-
-def notebook_digest(path: str | os.PathLike) -> str:
-    "SHA-256 of a notebook's code cells (source only: outputs, metadata and prose do not count)."
-    nb = nbformat.read(str(path), as_version=4)
-    h = hashlib.sha256()
-    for c in nb.cells:
-        if c.cell_type == "code":
-            h.update(c.source.encode("utf-8") + b"\x00")
-    return h.hexdigest()
-
-
-def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
-    "The defaults of a notebook's `parameters` cell, evaluated as literals."
-    import ast
-
-    nb = nbformat.read(str(path), as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not cells:
-        return {}
-    out: dict[str, Any] = {}
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for t in targets:
-                if isinstance(t, ast.Name) and node.value is not None:
-                    try:
-                        out[t.id] = ast.literal_eval(node.value)
-                    except ValueError:
-                        raise PipelineError(f"The parameters cell of {path} sets {t.id} to an expression. Expected "
-                                            "literals only (numbers, strings, lists, dicts, None), so papermill can "
-                                            "override it; move the logic to a later cell.") from None
-    return out
-
-# %% ../../nbs/07a_runner.ipynb #50c5b2f4
-HEARTBEAT_SECONDS = 30.0
-STORE_WAIT_SECONDS = 120.0  # how long a runner keeps trying to record a run's end while the store is unreachable
-STORE_WAIT_ENV = "MLOPS_WB_STORE_WAIT"  # overrides STORE_WAIT_SECONDS
-# MLflow error codes that are answers, not outages: retrying cannot help
-_REFUSALS = {"INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "INVALID_STATE",
-             "BAD_REQUEST", "PERMISSION_DENIED", "UNAUTHENTICATED", "NOT_FOUND"}
-
-
-def store_wait() -> float:
-    "Seconds to wait for an unreachable store at the end of a run: $MLOPS_WB_STORE_WAIT, else STORE_WAIT_SECONDS."
-    raw = os.environ.get(STORE_WAIT_ENV, "").strip()
-    if not raw:
-        return STORE_WAIT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86400:
-        raise InvalidParameterError(f"{STORE_WAIT_ENV} must be a number of seconds in [0, 86400]; got {raw!r}. "
-                                    f"Unset it for the default of {STORE_WAIT_SECONDS:g} s.")
-    return value
-
-
-def until_reachable(call: Any, deadline: float, *, first_delay: float = 1.0) -> Any:
-    "Return `call()`; while it fails with anything but a refusal from the store, retry with backoff until `deadline`."
-    delay = first_delay
-    while True:
-        try:
-            return call()
-        except Exception as e:
-            if getattr(e, "error_code", None) in _REFUSALS or time.time() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(2 * delay, 10.0)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_stale_runs(experiment_id: str, *, client: Any = None, stale_after: float = 300.0) -> list[str]:
-    "Mark FAILED the RUNNING runner runs of an experiment whose runner died; returns their run ids."
-    client = client or get_client()
-    runs = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
-    host, now, marked = socket.gethostname(), time.time(), []
-    for r in runs:
-        tags = r.data.tags
-        if "mlops_wb.runner.pid" not in tags:
-            continue
-        beat = float(tags.get("mlops_wb.runner.heartbeat", r.info.start_time / 1000))
-        same_host_dead = tags.get("mlops_wb.runner.host") == host and not _pid_alive(int(tags["mlops_wb.runner.pid"]))
-        if same_host_dead or now - beat > stale_after:
-            why = (f"marked FAILED by a later runner: the runner (pid {tags['mlops_wb.runner.pid']} on "
-                   f"{tags.get('mlops_wb.runner.host')}) stopped without finishing; last heartbeat "
-                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(beat))} UTC")
-            client.set_tag(r.info.run_id, "mlops_wb.error", why)
-            client.set_terminated(r.info.run_id, status="FAILED")
-            marked.append(r.info.run_id)
-    return marked
-
-
-class _Heartbeat:
-    "Refresh a run's heartbeat tag from a background thread until stopped."
-
-    def __init__(self, client: Any, run_id: str, every: float = HEARTBEAT_SECONDS):
-        self.client, self.run_id, self.every = client, run_id, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            with contextlib.suppress(Exception):  # a missed beat is harmless; the run's end is recorded elsewhere
-                self.client.set_tag(self.run_id, "mlops_wb.runner.heartbeat", f"{time.time():.0f}")
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-# %% ../../nbs/07a_runner.ipynb #232db6c6
-_ENV_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _kernel_env(values: dict[str, str]):
-    "Set environment variables for a kernel launched inside the block, then restore them."
-    with _ENV_LOCK:
-        saved = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-
+# %% ../../nbs/07a_runner.ipynb #3b3e758d
 @dataclass
-class PipelineRun:
-    "The outcome of one notebook run through the runner."
-    run_id: str | None
-    notebook: str
-    status: str  # FINISHED | FAILED | SKIPPED
-    parameters: dict[str, Any]
-    records: dict[str, Any] = field(default_factory=dict)
-    output_notebook: Path | None = None
-    duration: float = 0.0
-    cell_timings: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    failed_cell: int | None = None
-    skipped_reason: str | None = None
-    cached_run_id: str | None = None
+class RunPlan:
+    "Everything decided before a run starts: no MLflow, no kernel yet."
+    notebook: Path
+    injected: dict[str, Any]  # what papermill injects: only what the caller passed
+    effective: dict[str, Any]  # the parameters in effect: the cell's defaults, then the injected values
+    cell: ParametersCell
+    kernel_name: str | None  # an override of the notebook's kernel, or None
+    kernel: str | None  # the kernel it runs on
+    language: str | None  # that kernel's language (None: not installed; papermill will say so)
+    cwd: Path
+    output: Path | None  # where the executed notebook goes (None: decided when the run exists)
+    timeout: float | None
+    digest: str
+    inputs: dict[str, tuple[str, str]]  # parameters that name files: name -> (path, fingerprint)
+    key: str  # the cache key
+    settings: Settings
+    uri: str  # the tracking store, for the kernel's environment
+    wait: float  # seconds to wait out a store outage at the end
 
-    @property
-    def ok(self) -> bool:
-        "True unless the run failed."
-        return self.status != "FAILED"
+    def parameterized(self) -> Any:
+        "The notebook with the parameters injected, as papermill injects them (for inspection; nothing runs)."
+        import nbformat
+        from papermill.parameterize import parameterize_notebook
 
-    def __repr__(self) -> str:
-        extra = f", error={self.error!r}" if self.error else (f", skipped: {self.skipped_reason}" if self.skipped_reason else "")
-        return (f"PipelineRun({Path(self.notebook).stem!r}, status={self.status}, run_id={self.run_id}, "
-                f"{self.duration:.1f}s, records={sorted(self.records)}{extra})")
-
-    def _repr_html_(self) -> str:
-        from mlops_wb.core import escape
-        rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in self.records.items())
-        colour = {"FINISHED": "#1a7f37", "FAILED": "#cf222e", "SKIPPED": "#6e7781"}.get(self.status, "#000")
-        head = (f"<b>{escape(Path(self.notebook).stem)}</b> <span style='color:{colour}'>{escape(self.status)}</span> "
-                f"run <code>{escape(self.run_id)}</code> in {self.duration:.1f}s")
-        note = f"<br>{escape(self.error or self.skipped_reason or '')}" if (self.error or self.skipped_reason) else ""
-        return f"<div>{head}{note}<table><tr><th>record</th><th>value</th></tr>{rows}</table></div>"
+        nb = nbformat.read(str(self.notebook), as_version=4)
+        return parameterize_notebook(nb, self.injected, kernel_name=self.kernel_name) if self.injected else nb
 
 
-def _param_fingerprints(params: dict[str, Any], cwd: Path) -> dict[str, tuple[str, str]]:
-    "Parameters whose values name existing files or folders: name -> (resolved path, fingerprint)."
-    out = {}
-    for k, v in params.items():
-        if isinstance(v, str) and v and len(v) < 4096:
-            p = Path(v) if Path(v).is_absolute() else cwd / v
-            with contextlib.suppress(OSError):
-                if p.exists():
-                    out[k] = (str(p.resolve()), file_fingerprint(p))
-    return out
+def _output_path(output: str | os.PathLike, injected: dict[str, Any]) -> Path:
+    "An output path, with papermill's `{name}` placeholders filled as papermill fills them."
+    text = str(output)
+    if "{" in text or "}" in text:
+        from papermill.exceptions import PapermillMissingParameterException
+        from papermill.parameterize import add_builtin_parameters, parameterize_path
+
+        try:
+            text = parameterize_path(text, add_builtin_parameters(injected))
+        except (PapermillMissingParameterException, ValueError, IndexError) as e:
+            raise InvalidParameterError(f"The output path {str(output)!r} has a placeholder papermill cannot fill: "
+                                        f"{one_line(e)}. Use {{name}} with a parameter's name, or no braces.") from None
+    return Path(text).resolve()
 
 
-def _cache_key(digest: str, params: dict[str, Any]) -> str:
-    blob = json.dumps({"notebook": digest, "parameters": params}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def prepare_run(
+    path_or_name: str | os.PathLike,
+    *,
+    parameters: dict[str, Any] | None = None,
+    kernel_name: str | None = None,
+    cwd: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+    timeout: float | None = None,
+    uri: str | None = None,
+    client: MlflowClient | None = None,
+) -> RunPlan:
+    "Step 1: everything `run_notebook` checks and decides before it starts a run (no MLflow, no kernel)."
+    settings = load_settings()
+    nb_path = find_notebook(path_or_name, root=settings.root)
+    cell = parameters_cell(nb_path)
+    injected = check_parameters(parameters, cell, nb_path.name)
+    earlier = cell.injected if not injected else {}  # papermill runs an old injected cell unless it injects anew
+    effective = {**{n: cell.defaults.get(n, cell.expressions.get(n)) for n in cell.names}, **earlier, **injected}
+    if kernel_name is not None and (not isinstance(kernel_name, str) or not kernel_name.strip()):
+        raise invalid_parameter("run_notebook", "kernel_name", "a kernel's name, such as 'python3'", kernel_name)
+    kernel = kernel_name or notebook_kernel(nb_path)[0]
+    if not kernel:
+        raise InvalidParameterError(f"The notebook {nb_path.name} does not say which kernel it runs on (no kernelspec in "
+                                    "its metadata). Pass kernel_name='python3' (mlops-wb run -k python3).")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
+        raise invalid_parameter("run_notebook", "timeout", "a positive number of seconds, or None for no limit", timeout)
+    cwd_path = Path(cwd).resolve() if cwd else Path.cwd()
+    if not cwd_path.is_dir():
+        raise NotFoundError(f"The working folder {str(cwd_path)!r} does not exist. Expected an existing folder for the kernel.")
+    uri_text = client.tracking_uri if client is not None else resolve_tracking_uri(uri, settings=settings).uri
+    digest = notebook_digest(nb_path)
+    return RunPlan(notebook=nb_path, injected=injected, effective=effective, cell=cell, kernel_name=kernel_name,
+                   kernel=kernel, language=kernel_language(kernel), cwd=cwd_path,
+                   output=_output_path(output, injected) if output else None, timeout=timeout, digest=digest,
+                   inputs=input_fingerprints(effective, cwd_path), key=cache_key(digest, effective), settings=settings,
+                   uri=uri_text, wait=store_wait())
+
+# %% ../../nbs/07a_runner.ipynb #6ecf5321
+def _base_tags(plan: RunPlan, client: MlflowClient, parent_run_id: str | None,
+               extra_tags: dict[str, str] | None) -> dict[str, str]:
+    "Tags of every run for this notebook: MLflow's source and user, and what identifies the notebook."
+    tags = {TAG_SOURCE_NAME: str(plan.notebook), TAG_SOURCE_TYPE: "NOTEBOOK", TAG_USER: run_user(client.tracking_uri),
+            TAG_KIND: "notebook", TAG_NOTEBOOK: str(plan.notebook), TAG_NOTEBOOK_SHA: plan.digest, **(extra_tags or {})}
+    if parent_run_id:
+        tags[TAG_PARENT_RUN] = parent_run_id
+    git = git_commit(plan.notebook.parent)
+    if git:
+        tags.update({TAG_GIT_COMMIT: git["commit"], TAG_GIT_DIRTY: git["dirty"]})
+    return tags
 
 
-def _failing_cell(nb_path: Path, exec_count: int | None) -> str:
-    "The first line of the executed cell with this execution count, for the error message."
-    try:
-        cell = next(c for c in nbformat.read(str(nb_path), as_version=4).cells
-                    if c.cell_type == "code" and c.get("execution_count") == exec_count)
-        first = next((line for line in cell.source.splitlines() if line.strip()), "")
-        return f" ({first.strip()[:80]!r})"
-    except (OSError, StopIteration, TypeError, ValueError):
-        return ""
+def open_store(plan: RunPlan, *, client: MlflowClient | None, uri: str | None, experiment: str | None) -> tuple[MlflowClient, str]:
+    "The MLflow client and experiment id for a run (the experiment is created when missing)."
+    client = client or get_client(uri, settings=plan.settings)
+    return client, ensure_experiment(experiment, client=client, settings=plan.settings)
 
 
-def _cell_timings(nb_path: Path) -> list[dict[str, Any]]:
-    nb = nbformat.read(str(nb_path), as_version=4)
-    out = []
-    for i, c in enumerate(nb.cells):
-        meta = c.get("metadata", {}).get("papermill", {})
-        if c.cell_type == "code" and meta.get("duration") is not None:
-            out.append({"cell": i, "execution_count": c.get("execution_count"), "seconds": meta["duration"],
-                        "status": meta.get("status")})
-    return out
+def start_run(plan: RunPlan, *, client: MlflowClient | None = None, uri: str | None = None,
+              experiment: str | None = None, run_name: str | None = None, parent_run_id: str | None = None,
+              extra_tags: dict[str, str] | None = None) -> StartedRun:
+    "Step 2: open the run (after marking dead runners' runs FAILED), log its parameters, start its heartbeat."
+    from mlflow.entities import Param, RunTag
+
+    client, exp_id = open_store(plan, client=client, uri=uri, experiment=experiment)
+    mark_stale_runs(exp_id, client=client)
+    tags = {**_base_tags(plan, client, parent_run_id, extra_tags), TAG_CACHE_KEY: plan.key,
+            TAG_RUNNER_HOST: socket.gethostname(), TAG_RUNNER_PID: str(os.getpid()),
+            TAG_HEARTBEAT: f"{time.time():.0f}", TAG_INJECTED: ",".join(plan.injected), TAG_KERNEL: plan.kernel or ""}
+    run = client.create_run(exp_id, run_name=run_name or plan.notebook.stem, tags=tags)
+    run_id = run.info.run_id
+    params = [Param(k, param_text(v)) for k, v in plan.effective.items()]
+    more = [RunTag(f"{TAG_INPUT_PREFIX}{k}", fp) for k, (_path, fp) in plan.inputs.items()]
+    if "seed" in plan.effective:
+        more.append(RunTag(TAG_SEED, param_text(plan.effective["seed"])))
+    log_batch(client, run_id, params=params, tags=more)
+    return StartedRun(client, run_id, exp_id, Heartbeat(client, run_id).start())
 
 
-def _read_records(folder: Path) -> list[dict[str, Any]]:
-    f = folder / "records.jsonl"
-    if not f.exists():
-        return []
-    latest: dict[str, dict[str, Any]] = {}
-    for line in f.read_text(encoding="utf-8").splitlines():
-        e = json.loads(line)
-        latest[e["name"]] = e  # a value recorded twice keeps its last value
-    return list(latest.values())
+class RunStart:
+    "Open the run (`start`) in a background thread, or at once; `inject` is papermill's hook before the first cell."
 
-# %% ../../nbs/07a_runner.ipynb #9233af32
-def _log_batch(client: Any, run_id: str, *, metrics=(), params=(), tags=()) -> None:
-    "log_batch in chunks within MLflow's limits (1000 entities per call, at most 100 of them params or tags)."
-    metrics, params, tags = list(metrics), list(params), list(tags)
-    while params or tags:
-        client.log_batch(run_id, params=params[:100], tags=tags[:100])
-        params, tags = params[100:], tags[100:]
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+    def __init__(self, start: Callable[[], StartedRun], *, background: bool):
+        self._start, self._run, self._error = start, None, None
+        self._thread = threading.Thread(target=self._work, daemon=True, name="mlops_wb-start-run")
+        if background:
+            self._thread.start()
+        else:
+            self._work()
 
+    def _work(self) -> None:
+        try:
+            self._run = self._start()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            self._error = e
 
-def _load_records(client: Any, run_id: str) -> list[dict[str, Any]]:
+    def wait(self) -> StartedRun:
+        "The opened run; raises a `TrackingError` when the store refused or could not be reached."
+        if self._thread.is_alive():
+            self._thread.join()
+        if self._error is not None:
+            e = self._error
+            if isinstance(e, MlopsWbError):
+                raise e
+            raise TrackingError(f"Could not open the run in the tracking store: {type(e).__name__}: {one_line(e)}. "
+                                "Check that the store is reachable.") from e
+        return self._run
+
+    def inject(self, client: Any) -> None:
+        "papermill hook: wait for the run, then set its id in the kernel's environment."
+        run = self.wait()
+        run_silently(client, f"__import__('os').environ[{RUN_ID_ENV!r}] = {run.run_id!r}")
+
+# %% ../../nbs/07a_runner.ipynb #9cfd1f15
+def _load_records(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
+    import json
+
     with tempfile.TemporaryDirectory() as d:
         try:
             path = client.download_artifacts(run_id, "mlops_wb/records.json", d)
@@ -443,192 +264,127 @@ def _load_records(client: Any, run_id: str) -> list[dict[str, Any]]:
         return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def _find_cached(client: Any, experiment_id: str, key: str,
-                 inputs: dict[str, tuple[str, str]]) -> tuple[Any, list[dict[str, Any]]] | None:
-    "The newest FINISHED run with this key whose input files and recorded outputs are all unchanged."
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlops_wb.cache_key` = '{key}' and "
+def find_cached(client: MlflowClient, experiment_id: str, plan: RunPlan) -> tuple[Any, list[dict[str, Any]]] | None:
+    "The newest FINISHED run with this plan's key whose input files and recorded outputs are all unchanged."
+    from mlops_wb.pipelines.records import file_fingerprint
+
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_CACHE_KEY}` = '{plan.key}' and "
                               "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"], max_results=5)
     for r in runs:
         entries = _load_records(client, r.info.run_id)
         outputs = {e["value"]: e["fingerprint"] for e in entries if e["kind"] == "path"}
         if not all(Path(p).exists() and file_fingerprint(p) == fp for p, fp in outputs.items()):
             continue  # an output it wrote is gone or changed
-        before = {k[len("mlops_wb.input."):]: v for k, v in r.data.tags.items() if k.startswith("mlops_wb.input.")}
+        before = {k[len(TAG_INPUT_PREFIX):]: v for k, v in r.data.tags.items() if k.startswith(TAG_INPUT_PREFIX)}
         # its own outputs, and the folders it wrote them into, are not inputs
-        now = {k: fp for k, (path, fp) in inputs.items()
+        now = {k: fp for k, (path, fp) in plan.inputs.items()
                if not any(o == path or o.startswith(path.rstrip(os.sep) + os.sep) for o in outputs)}
-        if all(before.get(k) == fp for k, fp in now.items()) and set(before) <= set(inputs) | set(now):
+        if all(before.get(k) == fp for k, fp in now.items()) and set(before) <= set(plan.inputs) | set(now):
             return r, entries
     return None
 
 
+def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any, list[dict[str, Any]]], *,
+                run_name: str | None, parent_run_id: str | None, extra_tags: dict[str, str] | None) -> PipelineRun:
+    "The outcome of a skipped run; under a parent run, a FINISHED child that points at the reused run."
+    prev, entries = hit
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(prev.info.start_time / 1000))
+    reason = f"notebook, parameters and inputs unchanged since run {prev.info.run_id} ({when})"
+    run_id = None
+    if parent_run_id:  # keep one child per step under the pipeline's run, pointing at the cached run
+        run = client.create_run(exp_id, run_name=run_name or plan.notebook.stem,
+                                tags={**_base_tags(plan, client, parent_run_id, extra_tags), TAG_CACHE_HIT: prev.info.run_id})
+        run_id = run.info.run_id
+        client.set_terminated(run_id, status="FINISHED")
+    return PipelineRun(run_id=run_id, notebook=str(plan.notebook), status="SKIPPED", parameters=plan.effective,
+                       records={e["name"]: e["value"] for e in entries}, skipped_reason=reason,
+                       cached_run_id=prev.info.run_id, injected=plan.injected)
+
+# %% ../../nbs/07a_runner.ipynb #c24c3994
+class RunInterrupted(KeyboardInterrupt):
+    "Ctrl-C stopped a notebook; its run is KILLED and its executed notebook kept (`.run` says where)."
+
+    def __init__(self, run: PipelineRun):
+        super().__init__(f"{Path(run.notebook).name} was interrupted; run {run.run_id} is KILLED and the executed "
+                         f"notebook is kept at {run.output_notebook}")
+        self.run = run
+
+
+def _kernel_env(plan: RunPlan, records_dir: Path, run_id: str | None) -> dict[str, str]:
+    env = {**os.environ, RECORDS_ENV: str(records_dir), "MLFLOW_TRACKING_URI": plan.uri, "PYTHONHASHSEED": "0",
+           "MLFLOW_DISABLE_TELEMETRY": "true"}
+    if run_id:
+        env[RUN_ID_ENV] = run_id
+    return env
+
+
+def _final_output(plan: RunPlan, execution: Execution, run_id: str) -> Execution:
+    "Move a provisional output to its name by run id, and say so in papermill's metadata."
+    if plan.output is not None or not execution.output.exists():
+        return execution
+    import json
+
+    final = execution.output.with_name(f"{plan.notebook.stem}-{run_id}.ipynb")
+    nb = json.loads(execution.output.read_text(encoding="utf-8"))
+    nb.get("metadata", {}).get("papermill", {})["output_path"] = str(final)
+    final.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    execution.output.unlink()
+    execution.output = final
+    if execution.error is not None:
+        execution.error.output_notebook = final
+    return execution
+
+
+def _raise_for(result: PipelineRun) -> None:
+    "Raise the structured error of a failed run, saying where its run and notebook are."
+    logged = " and logged to the run under notebook/" if "could not be recorded" not in (result.error or "") else ""
+    message = (f"{result.error}. The run {result.run_id} is marked FAILED; the executed notebook is kept at "
+               f"{result.output_notebook}{logged}.")
+    raise (result.failure or NotebookError(result.error or "")).located(message, result.run_id, result.output_notebook)
+
+# %% ../../nbs/07a_runner.ipynb #9233af32
 def run_notebook(
     path_or_name: str | os.PathLike,  # a notebook path, or the name of a pipeline notebook ("train")
     *,
-    parameters: dict[str, Any] | None = None,  # values for the notebook's `parameters` cell
+    parameters: dict[str, Any] | None = None,  # values injected after the notebook's `parameters` cell
     experiment: str | None = None,  # MLflow experiment (default: settings [tracking] experiment)
     cwd: str | os.PathLike | None = None,  # working folder of the kernel (default: the current folder)
     timeout: float | None = None,  # seconds any one cell may run (default: no limit)
     output: str | os.PathLike | None = None,  # where to keep the executed notebook (default: .mlops_wb/outputs/)
     run_name: str | None = None,
-    client: Any = None,
+    client: MlflowClient | None = None,
     uri: str | None = None,
     parent_run_id: str | None = None,  # make the run a child of this one (pipelines, sweeps)
     cache: bool = False,  # skip when notebook, parameters and inputs match a finished run
-    raise_on_error: bool = True,  # raise PipelineError when the notebook fails (the run is FAILED either way)
+    raise_on_error: bool = True,  # raise NotebookError when the notebook fails (the run is FAILED either way)
     extra_tags: dict[str, str] | None = None,
+    kernel_name: str | None = None,  # run on this kernel instead of the one the notebook names
 ) -> PipelineRun:
-    "Execute a notebook with papermill as one MLflow run; see the module docs for what it records."
-    import papermill as pm
-    from mlflow.entities import Metric, Param, RunTag
-
-    settings = load_settings()
-    nb_path = find_notebook(path_or_name, root=settings.root)
-    if parameters is not None and not isinstance(parameters, dict):
-        raise invalid_parameter("run_notebook", "parameters", "a dict of parameter names to values", parameters)
-    parameters = dict(parameters or {})
-    defaults = notebook_parameters(nb_path)
-    unknown = sorted(set(parameters) - set(defaults))
-    if unknown:
-        raise InvalidParameterError(f"The notebook {nb_path.name} has no parameter named {', '.join(map(repr, unknown))}. "
-                                    f"Expected some of: {', '.join(defaults) or '(it has no parameters cell)'}. "
-                                    "Check the spelling, or add the name to the notebook's cell tagged 'parameters'.")
-    effective = {**defaults, **parameters}
-    wait = store_wait()  # checked now, not after the notebook ran
-    cwd_path = Path(cwd).resolve() if cwd else Path.cwd()
-    client = client or get_client(uri, settings=settings)
-    exp_id = ensure_experiment(experiment, client=client, settings=settings)
-    mark_stale_runs(exp_id, client=client)
-
-    digest = notebook_digest(nb_path)
-    inputs = _param_fingerprints(effective, cwd_path)
-    key = _cache_key(digest, effective)
-    base_tags = {"mlflow.source.name": str(nb_path), "mlflow.source.type": "NOTEBOOK", "mlops_wb.kind": "notebook",
-                 "mlops_wb.notebook": str(nb_path), "mlops_wb.notebook_sha": digest, **(extra_tags or {})}
-    if parent_run_id:
-        base_tags["mlflow.parentRunId"] = parent_run_id
-    git = git_commit(nb_path.parent)
-    if git:
-        base_tags.update({"mlflow.source.git.commit": git["commit"], "mlops_wb.git_dirty": git["dirty"]})
-
+    "Execute a notebook with papermill as one MLflow run: prepare, start, inject and execute, record and close."
+    plan = prepare_run(path_or_name, parameters=parameters, kernel_name=kernel_name, cwd=cwd, output=output,
+                       timeout=timeout, uri=uri, client=client)
     if cache:
-        hit = _find_cached(client, exp_id, key, inputs)
+        client, exp_id = open_store(plan, client=client, uri=uri, experiment=experiment)
+        hit = find_cached(client, exp_id, plan)
         if hit is not None:
-            prev, entries = hit
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(prev.info.start_time / 1000))
-            reason = f"notebook, parameters and inputs unchanged since run {prev.info.run_id} ({when})"
-            run_id = None
-            if parent_run_id:  # keep one child per step under the pipeline's run, pointing at the cached run
-                run = client.create_run(exp_id, run_name=run_name or nb_path.stem,
-                                        tags={**base_tags, "mlops_wb.cache_hit": prev.info.run_id})
-                run_id = run.info.run_id
-                client.set_terminated(run_id, status="FINISHED")
-            return PipelineRun(run_id=run_id, notebook=str(nb_path), status="SKIPPED", parameters=effective,
-                               records={e["name"]: e["value"] for e in entries}, skipped_reason=reason,
-                               cached_run_id=prev.info.run_id)
-
-    run = client.create_run(exp_id, run_name=run_name or nb_path.stem, tags={
-        **base_tags, "mlops_wb.cache_key": key, "mlops_wb.runner.host": socket.gethostname(),
-        "mlops_wb.runner.pid": str(os.getpid()), "mlops_wb.runner.heartbeat": f"{time.time():.0f}"})
-    run_id = run.info.run_id
-    params = [Param(k, json.dumps(v) if not isinstance(v, str) else v) for k, v in effective.items()]
-    params = [Param(p.key, p.value[:6000]) for p in params]
-    tags = [RunTag(f"mlops_wb.input.{k}", fp) for k, (_path, fp) in inputs.items()]
-    if "seed" in effective:
-        tags.append(RunTag("mlops_wb.seed", str(effective["seed"])))
-    _log_batch(client, run_id, params=params, tags=tags)
-
-    out_dir = settings.root / ".mlops_wb" / "outputs"
-    out_path = Path(output).resolve() if output else out_dir / f"{nb_path.stem}-{run_id}.ipynb"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+            return skipped_run(plan, client, exp_id, hit, run_name=run_name, parent_run_id=parent_run_id,
+                               extra_tags=extra_tags)
+    python = (plan.language or "").lower() == "python"
+    start = RunStart(lambda: start_run(plan, client=client, uri=uri, experiment=experiment, run_name=run_name,
+                                       parent_run_id=parent_run_id, extra_tags=extra_tags), background=python)
     records_dir = Path(tempfile.mkdtemp(prefix="mlops_wb_records_"))
-    env = {RECORDS_ENV: str(records_dir), "MLFLOW_TRACKING_URI": client_uri(client),
-           "MLOPS_WB_PIPELINE_RUN_ID": run_id, "PYTHONHASHSEED": "0", "MLFLOW_DISABLE_TELEMETRY": "true"}
-    error, failed_cell, status = None, None, "FINISHED"
-    t0 = time.perf_counter()
-    try:
-        with _Heartbeat(client, run_id), _kernel_env(env):
-            pm.execute_notebook(str(nb_path), str(out_path), parameters=effective, cwd=str(cwd_path),
-                                kernel_name="python3", execution_timeout=timeout, progress_bar=False,
-                                log_output=False)
-    except pm.PapermillExecutionError as e:
-        status, failed_cell = "FAILED", e.exec_count
-        error = (f"The notebook {nb_path.name} failed in cell In [{e.exec_count}]"
-                 f"{_failing_cell(out_path, e.exec_count)}: {e.ename}: {e.evalue}")
-    except Exception as e:  # noqa: BLE001 - kernel death, timeouts and I/O errors all end the run FAILED
-        status, error = "FAILED", f"The notebook {nb_path.name} could not run to the end: {type(e).__name__}: {e}"
-    duration = time.perf_counter() - t0
-
-    entries = _read_records(records_dir)
-    timings = _cell_timings(out_path) if out_path.exists() else []
-    now = int(time.time() * 1000)
-    metrics = [Metric(e["name"], e["value"], now, 0) for e in entries if e["kind"] == "metric"]
-    metrics += [Metric("pipeline.cell_seconds", t["seconds"], now, t["cell"]) for t in timings]
-    metrics.append(Metric("pipeline.duration_seconds", duration, now, 0))
-    taken = set(effective)
-    rec_params = [Param(e["name"], str(e["value"])) for e in entries if e["kind"] == "param" and e["name"] not in taken]
-    rec_tags = [RunTag(f"mlops_wb.record.{e['name']}", str(e["value"])[:5000])
-                for e in entries if e["kind"] in ("param", "path") and (e["name"] in taken or e["kind"] == "path")]
-    if error:
-        rec_tags += [RunTag("mlops_wb.error", error[:5000])]
-        if failed_cell is not None:
-            rec_tags.append(RunTag("mlops_wb.failed_cell", str(failed_cell)))
-    store_error = None
-    deadline = time.time() + wait  # an outage at the end is waited out, for a bounded time
-
-    def write(call: Any) -> Any:
-        return until_reachable(call, deadline)
-
-    try:
-        write(lambda: _log_batch(client, run_id, metrics=metrics, params=rec_params, tags=rec_tags))
-        if out_path.exists():
-            write(lambda: client.log_artifact(run_id, str(out_path), "notebook"))
-        if any(records_dir.iterdir()):
-            write(lambda: client.log_artifacts(run_id, str(records_dir), "records"))
-        env_info = {"python": __import__("platform").python_version(), **package_versions()}
-        for data, name in ((entries, "records"), (effective, "parameters"), (timings, "cell_timings"),
-                           (env_info, "environment")):
-            write(lambda data=data, name=name: client.log_dict(run_id, data, f"mlops_wb/{name}.json"))
-    except Exception as e:  # noqa: BLE001 - the store refused, or stayed down: keep everything here
-        store_error = f"{type(e).__name__}: {str(e).splitlines()[0][:500] if str(e) else ''}"
-    if store_error:
-        kept = out_path.parent / f"{out_path.stem}-records"
-        shutil.copytree(records_dir, kept, dirs_exist_ok=True)
-        (kept / "records.json").write_text(json.dumps(entries, default=_json_default), encoding="utf-8")
-        status = "FAILED"  # a run without its results is not a finished run
-        error = (error + "; " if error else "") + f"the results could not be recorded ({store_error}); " \
-            f"they are kept in {kept}"
-    shutil.rmtree(records_dir, ignore_errors=True)
-    try:
-        if store_error:
-            with contextlib.suppress(Exception):
-                write(lambda: client.set_tag(run_id, "mlops_wb.error", error[:5000]))
-        write(lambda: client.set_terminated(run_id, status=status))  # the run never stays RUNNING once we get here
-    except Exception as e:  # noqa: BLE001 - the store is unreachable: say exactly what is where
-        raise TrackingError(
-            f"The notebook {nb_path.name} ran ({'failed' if error else 'finished'}), but its run {run_id} could not "
-            f"be closed in the tracking store at {client_uri(client)} (waited up to {wait:g} s, "
-            f"${STORE_WAIT_ENV}): {type(e).__name__}: "
-            f"{str(e).splitlines()[0][:300] if str(e) else ''}. Nothing is lost: the executed notebook is kept at "
-            f"{out_path}"
-            + (f" and the records in {out_path.parent / (out_path.stem + '-records')}" if store_error else "")
-            + ". The run shows RUNNING until the store is back and the next run_notebook on this experiment "
-            "marks it FAILED (its runner is gone).") from e
-    result = PipelineRun(run_id=run_id, notebook=str(nb_path), status=status, parameters=effective,
-                         records={e["name"]: e["value"] for e in entries}, output_notebook=out_path,
-                         duration=duration, cell_timings=timings, error=error, failed_cell=failed_cell)
-    if error and raise_on_error:
-        logged = "" if store_error else " and logged to the run under notebook/"
-        raise PipelineError(f"{error}. The run {run_id} is marked FAILED; the executed notebook is kept at "
-                            f"{out_path}{logged}.")
+    out = plan.output or plan.settings.root / ".mlops_wb" / "outputs" / \
+        f"{plan.notebook.stem}-running-{os.getpid()}-{time.time_ns()}.ipynb"
+    execution = execute_notebook(plan.notebook, out, parameters=plan.injected, kernel_name=plan.kernel_name,
+                                 cwd=plan.cwd, timeout=plan.timeout,
+                                 env=_kernel_env(plan, records_dir, None if python else start.wait().run_id),
+                                 before_cells=start.inject if python else None)
+    run = start.wait()
+    execution = _final_output(plan, execution, run.run_id)
+    result = record_results(run, execution, notebook=plan.notebook, injected=plan.injected, effective=plan.effective,
+                            records_dir=records_dir, wait=plan.wait)
+    if result.status == "KILLED":
+        raise RunInterrupted(result)
+    if result.status == "FAILED" and raise_on_error:
+        _raise_for(result)
     return result
-
-# %% ../../nbs/07a_runner.ipynb #6241adc9
-def write_notebook(path: str | os.PathLike, parameters: str, *cells: str) -> Path:
-    "Write a pipeline notebook: a first cell tagged `parameters` (literals), then one code cell per string."
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})]
-    nb.cells += [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, str(path))
-    return Path(path)
