@@ -6,31 +6,71 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import sys
+import traceback
 from typing import Any
 
 import typer
 
-from .base import CLICK_COMMANDS, app
+from .base import LOGGER, app
 
 # %% auto #0
-__all__ = ['COMMAND_MODULES', 'load_commands', 'main']
+__all__ = ['COMMAND_MODULES', 'COMMANDS', 'command_of', 'load_commands', 'usage_line', 'main']
 
 # %% ../../nbs/09_cli.ipynb #caec3e7f
 # Modules that add their own commands to `app`, loaded by `main`.
 COMMAND_MODULES: tuple[str, ...] = ("mlops_wb.cli.data", "mlops_wb.cli.drift", "mlops_wb.cli.tracking",
                                     "mlops_wb.cli.registry", "mlops_wb.cli.pipelines", "mlops_wb.cli.server")
+# Where some commands live, so that running one imports only its module (tests/test_cli.py checks every entry).
+# A command missing here still works: its invocation loads every module.
+COMMANDS: dict[str, str] = {"init": "mlops_wb.cli.base", "info": "mlops_wb.cli.base",
+                            **dict.fromkeys(("run", "pipeline", "reproduce", "sweep", "demo"), "mlops_wb.cli.pipelines")}
 
 
-def load_commands() -> Any:
-    "Import every module of `COMMAND_MODULES`, and return the whole CLI as a click group."
-    for name in COMMAND_MODULES:
+def command_of(args: list[str]) -> str | None:
+    "The command an argument list invokes: its first argument that is not an option."
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def load_commands(command: str | None = None) -> Any:
+    "The whole CLI as a click group; with `command` listed in COMMANDS, only the module that defines it is loaded."
+    module = COMMANDS.get(command or "")
+    for name in [module] if module else COMMAND_MODULES:
         importlib.import_module(name)
-    group = typer.main.get_command(app)
-    for cmd in CLICK_COMMANDS:
-        group.add_command(cmd)
-    return group
+    return typer.main.get_command(app)
+
+# %% ../../nbs/09_cli.ipynb #4a6089e4
+def usage_line(e: Any) -> str:
+    "A click usage error as one line: what is wrong, the usage, and where to find help."
+    message = " ".join(str(e.format_message()).split())
+    if message and message[-1] not in ".!?":
+        message += "."
+    ctx = getattr(e, "ctx", None)
+    if ctx is None:
+        return f"Error: {message}"
+    usage = " ".join(ctx.get_usage().split())
+    return f"Error: {message} {usage}. Try '{ctx.command_path} --help' for help."
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     "Entry point of the `mlops-wb` console script."
-    load_commands()(prog_name="mlops-wb")
+    args = list(sys.argv[1:] if argv is None else argv)
+    group = load_commands(command_of(args))
+    try:
+        code = group.main(args=args, prog_name="mlops-wb", standalone_mode=False)
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
+    except typer.TyperException as e:  # click's errors, as Typer bundles them
+        if type(e).__name__ == "NoArgsIsHelpError":  # a group called without a command: Typer showed its help
+            sys.exit(0)
+        typer.echo(usage_line(e) if hasattr(e, "ctx") else f"Error: {' '.join(e.format_message().split())}", err=True)
+        sys.exit(e.exit_code)
+    except Exception as e:  # noqa: BLE001 - a bug: one line, and the traceback under -v
+        if LOGGER.isEnabledFor(logging.DEBUG):
+            traceback.print_exc()
+        typer.echo(f"Error: unexpected {type(e).__name__}: {' '.join(str(e).split())[:500]}. This is a bug in mlops_wb; "
+                   "run the command again with -v for the traceback, and report it.", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

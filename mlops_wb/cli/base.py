@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import platform
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from .. import __version__
 from mlops_wb.core import (
@@ -26,9 +29,17 @@ from mlops_wb.core import (
 )
 
 # %% auto #0
-__all__ = ['app', 'CLICK_COMMANDS', 'workbench_info', 'format_info', 'handle_errors', 'init', 'info']
+__all__ = ['app', 'LOGGER', 'workbench_info', 'format_info', 'configure_logging', 'handle_errors', 'pair_options', 'init', 'info']
 
 # %% ../../nbs/09a_base.ipynb #ae5b85af
+def _store_missing(uri: str) -> Path | None:
+    "The database file of a local SQLite store that does not exist yet; None otherwise."
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri[len("sqlite:///"):])
+    return None if db.exists() else db
+
+
 def workbench_info(uri: str | None = None, *, max_runs_counted: int = 1000) -> dict[str, Any]:
     "Versions, settings file, resolved tracking store (and its source), experiments and registered models."
     settings = load_settings()
@@ -42,7 +53,12 @@ def workbench_info(uri: str | None = None, *, max_runs_counted: int = 1000) -> d
         "tracking_uri": target.uri,
         "tracking_uri_source": target.source,
         "artifact_root": target.artifact_root,
+        "store_exists": True,
     }
+    missing = _store_missing(target.uri)
+    if missing is not None:  # read-only: opening it would create it
+        return {**info, "store_exists": False, "store": f"no store yet at {missing}", "experiments": [],
+                "registered_models": []}
     client = get_client(target.uri, settings=settings)
     try:
         experiments = client.search_experiments()
@@ -74,6 +90,8 @@ def format_info(info: dict[str, Any]) -> str:
     lines.append(f"  from: {info['tracking_uri_source']}")
     if info.get("artifact_root"):
         lines.append(f"  artifacts: {info['artifact_root']}")
+    if not info.get("store_exists", True):
+        lines.append(f"  {info['store']} (the first run creates it; try `mlops-wb demo`)")
     exps = info.get("experiments", [])
     lines.append(f"experiments: {len(exps)}")
     lines += [f"  {e['id']:>4}  {e['name']}  ({e['runs']} runs)" for e in exps]
@@ -84,7 +102,7 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"  {m['name']}  (latest v{m['latest_version']}; {aliases})")
     return "\n".join(lines)
 
-# %% ../../nbs/09a_base.ipynb #a7f3e194
+# %% ../../nbs/09a_base.ipynb #f0f0487d
 app = typer.Typer(
     name="mlops-wb",
     help="mlops_wb: compare experiments, watch drift, approve deployments and run tracked pipelines on MLflow.",
@@ -92,6 +110,19 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+LOGGER = logging.getLogger("mlops_wb")  # the package's logger: every module logs under it (logging.getLogger(__name__))
+_HANDLERS: list[logging.Handler] = []
+
+
+def configure_logging(verbosity: int = 0) -> None:
+    "Send the mlops_wb logger to stderr: -1 warnings and errors only, 0 also information, 1 also debug messages."
+    if not _HANDLERS:
+        _HANDLERS.append(logging.StreamHandler(sys.stderr))
+        LOGGER.addHandler(_HANDLERS[0])
+        LOGGER.propagate = False
+    fmt = "%(levelname)s %(name)s: %(message)s" if verbosity > 0 else "%(message)s"
+    _HANDLERS[0].setFormatter(logging.Formatter(fmt))
+    LOGGER.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO)
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -101,11 +132,25 @@ def handle_errors(func: Callable) -> Callable:
         try:
             return func(*args, **kwargs)
         except MlopsWbError as e:
-            typer.echo(f"Error: {e}", err=True)
+            typer.echo(f"Error: {' '.join(str(e).split())}", err=True)
             raise typer.Exit(1) from None
     return wrapper
 
+# %% ../../nbs/09a_base.ipynb #e3ccc6f6
+def pair_options(*names: str) -> type[TyperCommand]:
+    "A Typer command class whose options `names` (parameter names) each take two values: NAME VALUE."
+    class PairOptionsCommand(TyperCommand):
+        "A Typer command with repeatable two-value options."
 
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            for p in self.params:
+                if p.name in names:
+                    p.nargs = 2
+
+    return PairOptionsCommand
+
+# %% ../../nbs/09a_base.ipynb #a53e3b4a
 def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"mlops-wb {__version__}")
@@ -116,10 +161,16 @@ def _show_version(value: bool) -> None:
 def _root(
     version: Annotated[bool | None, typer.Option("--version", callback=_show_version, is_eager=True,
                                                  help="Show the version and exit.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show debug messages (and the traceback of an "
+                                          "unexpected error).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only warnings and errors.")] = False,
 ) -> None:
     "mlops_wb: compare experiments, watch drift, approve deployments and run tracked pipelines on MLflow."
+    if verbose and quiet:
+        raise typer.BadParameter("use --verbose or --quiet, not both", param_hint="-v/-q")
+    configure_logging(1 if verbose else -1 if quiet else 0)
 
-
+# %% ../../nbs/09a_base.ipynb #a7f3e194
 @app.command()
 @handle_errors
 def init(
@@ -139,8 +190,3 @@ def info(
     "Show versions, the tracking store in use and where that choice came from, experiments and registered models."
     result = workbench_info(uri)
     typer.echo(json.dumps(result, indent=2) if as_json else format_info(result))
-
-
-# Plain click commands, for options Typer cannot express (such as papermill's repeatable `-p NAME VALUE`).
-CLICK_COMMANDS: list[Any] = []
-
