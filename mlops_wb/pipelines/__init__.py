@@ -13,6 +13,7 @@ from .provenance import *  # noqa: F403
 from .liveness import *  # noqa: F403
 from .execute import *  # noqa: F403
 from .results import *  # noqa: F403
+from .cache import *  # noqa: F403
 from .runner import *  # noqa: F403
 from .specs import *  # noqa: F403
 from .reproduce import *  # noqa: F403

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import keyword
+import logging
 import os
 import socket
 import tempfile
@@ -28,6 +29,7 @@ from mlops_wb.core import (
     load_settings,
     resolve_tracking_uri,
 )
+from .cache import find_cached
 from .execute import Execution, NotebookError, execute_notebook, kernel_language, one_line, run_silently
 from .liveness import Heartbeat, mark_stale_runs, store_wait
 from .notebooks import ParametersCell, find_notebook, notebook_digest, notebook_kernel, parameters_cell
@@ -43,11 +45,13 @@ from mlops_wb.pipelines.tags import (
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+logger = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['INJECTABLE', 'check_parameters', 'RunPlan', 'prepare_run', 'open_store', 'start_run', 'RunStart', 'find_cached',
+__all__ = ['logger', 'INJECTABLE', 'check_parameters', 'RunPlan', 'prepare_run', 'open_store', 'start_run', 'RunStart',
            'skipped_run', 'RunInterrupted', 'run_notebook']
 
-# %% ../../nbs/07a_runner.ipynb #156091f4
+# %% ../../nbs/07a_runner.ipynb #aa208042
 INJECTABLE = "str, int, float, bool, None, or a list or dict (with string keys) of these"
 
 
@@ -95,7 +99,7 @@ def check_parameters(parameters: Any, cell: ParametersCell, notebook: str) -> di
                                     "Check the spelling, or add the name to the notebook's cell tagged 'parameters'.")
     return dict(parameters)
 
-# %% ../../nbs/07a_runner.ipynb #3b3e758d
+# %% ../../nbs/07a_runner.ipynb #a398a15c
 @dataclass
 class RunPlan:
     "Everything decided before a run starts: no MLflow, no kernel yet."
@@ -177,7 +181,7 @@ def prepare_run(
                    inputs=input_fingerprints(effective, cwd_path), key=cache_key(digest, effective), settings=settings,
                    uri=uri_text, wait=store_wait())
 
-# %% ../../nbs/07a_runner.ipynb #6ecf5321
+# %% ../../nbs/07a_runner.ipynb #b0c0a3cc
 def _base_tags(plan: RunPlan, client: MlflowClient, parent_run_id: str | None,
                extra_tags: dict[str, str] | None) -> dict[str, str]:
     "Tags of every run for this notebook: MLflow's source and user, and what identifies the notebook."
@@ -215,6 +219,7 @@ def start_run(plan: RunPlan, *, client: MlflowClient | None = None, uri: str | N
     if "seed" in plan.effective:
         more.append(RunTag(TAG_SEED, param_text(plan.effective["seed"])))
     log_batch(client, run_id, params=params, tags=more)
+    logger.debug("run %s opened in experiment %s of %s", run_id, exp_id, client.tracking_uri)
     return StartedRun(client, run_id, exp_id, Heartbeat(client, run_id).start())
 
 
@@ -252,38 +257,7 @@ class RunStart:
         run = self.wait()
         run_silently(client, f"__import__('os').environ[{RUN_ID_ENV!r}] = {run.run_id!r}")
 
-# %% ../../nbs/07a_runner.ipynb #9cfd1f15
-def _load_records(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
-    import json
-
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            path = client.download_artifacts(run_id, "mlops_wb/records.json", d)
-        except Exception:  # noqa: BLE001 - MLflow raises several types for a missing artifact
-            return []
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def find_cached(client: MlflowClient, experiment_id: str, plan: RunPlan) -> tuple[Any, list[dict[str, Any]]] | None:
-    "The newest FINISHED run with this plan's key whose input files and recorded outputs are all unchanged."
-    from mlops_wb.pipelines.records import file_fingerprint
-
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_CACHE_KEY}` = '{plan.key}' and "
-                              "attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"], max_results=5)
-    for r in runs:
-        entries = _load_records(client, r.info.run_id)
-        outputs = {e["value"]: e["fingerprint"] for e in entries if e["kind"] == "path"}
-        if not all(Path(p).exists() and file_fingerprint(p) == fp for p, fp in outputs.items()):
-            continue  # an output it wrote is gone or changed
-        before = {k[len(TAG_INPUT_PREFIX):]: v for k, v in r.data.tags.items() if k.startswith(TAG_INPUT_PREFIX)}
-        # its own outputs, and the folders it wrote them into, are not inputs
-        now = {k: fp for k, (path, fp) in plan.inputs.items()
-               if not any(o == path or o.startswith(path.rstrip(os.sep) + os.sep) for o in outputs)}
-        if all(before.get(k) == fp for k, fp in now.items()) and set(before) <= set(plan.inputs) | set(now):
-            return r, entries
-    return None
-
-
+# %% ../../nbs/07a_runner.ipynb #781e2c97
 def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any, list[dict[str, Any]]], *,
                 run_name: str | None, parent_run_id: str | None, extra_tags: dict[str, str] | None) -> PipelineRun:
     "The outcome of a skipped run; under a parent run, a FINISHED child that points at the reused run."
@@ -300,7 +274,7 @@ def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any
                        records={e["name"]: e["value"] for e in entries}, skipped_reason=reason,
                        cached_run_id=prev.info.run_id, injected=plan.injected)
 
-# %% ../../nbs/07a_runner.ipynb #c24c3994
+# %% ../../nbs/07a_runner.ipynb #2b6cb572
 class RunInterrupted(KeyboardInterrupt):
     "Ctrl-C stopped a notebook; its run is KILLED and its executed notebook kept (`.run` says where)."
 
@@ -365,11 +339,13 @@ def run_notebook(
                        timeout=timeout, uri=uri, client=client)
     if cache:
         client, exp_id = open_store(plan, client=client, uri=uri, experiment=experiment)
-        hit = find_cached(client, exp_id, plan)
+        hit = find_cached(client, exp_id, plan.key, plan.inputs)
         if hit is not None:
             return skipped_run(plan, client, exp_id, hit, run_name=run_name, parent_run_id=parent_run_id,
                                extra_tags=extra_tags)
     python = (plan.language or "").lower() == "python"
+    logger.debug("%s: kernel %s (%s), injecting %s, working folder %s", plan.notebook, plan.kernel, plan.language or
+                 "not installed", sorted(plan.injected) or "nothing", plan.cwd)
     start = RunStart(lambda: start_run(plan, client=client, uri=uri, experiment=experiment, run_name=run_name,
                                        parent_run_id=parent_run_id, extra_tags=extra_tags), background=python)
     records_dir = Path(tempfile.mkdtemp(prefix="mlops_wb_records_"))
@@ -380,9 +356,11 @@ def run_notebook(
                                  env=_kernel_env(plan, records_dir, None if python else start.wait().run_id),
                                  before_cells=start.inject if python else None)
     run = start.wait()
+    logger.debug("run %s: papermill %s in %.1fs", run.run_id, execution.status, execution.duration)
     execution = _final_output(plan, execution, run.run_id)
     result = record_results(run, execution, notebook=plan.notebook, injected=plan.injected, effective=plan.effective,
                             records_dir=records_dir, wait=plan.wait)
+    logger.debug("run %s: %s, %d records", result.run_id, result.status, len(result.records))
     if result.status == "KILLED":
         raise RunInterrupted(result)
     if result.status == "FAILED" and raise_on_error:
