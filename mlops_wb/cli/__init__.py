@@ -33,14 +33,14 @@ def command_of(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
-def load_commands(command: str | None = None) -> Any:
-    "The whole CLI as a click group; with `command` listed in COMMANDS, only the module that defines it is loaded."
+def load_commands(command: str | None = None, *, everything: bool = True) -> Any:
+    "The CLI as a click group: every command, or with `command` listed in COMMANDS only the module that defines it."
     module = COMMANDS.get(command or "")
-    for name in [module] if module else COMMAND_MODULES:
+    for name in [module] if module else COMMAND_MODULES if everything else []:
         importlib.import_module(name)
     return typer.main.get_command(app)
 
-# %% ../../nbs/09_cli.ipynb #4a6089e4
+# %% ../../nbs/09_cli.ipynb #a92b761e
 def usage_line(e: Any) -> str:
     "A click usage error as one line: what is wrong, the usage, and where to find help."
     message = " ".join(str(e.format_message()).split())
@@ -56,7 +56,8 @@ def usage_line(e: Any) -> str:
 def main(argv: list[str] | None = None) -> None:
     "Entry point of the `mlops-wb` console script."
     args = list(sys.argv[1:] if argv is None else argv)
-    group = load_commands(command_of(args))
+    command = command_of(args)  # none (--version, -v alone): no command module is needed, except to list them all
+    group = load_commands(command, everything=command is not None or not args or bool({"--help", "-h"} & set(args)))
     try:
         code = group.main(args=args, prog_name="mlops-wb", standalone_mode=False)
     except typer.Abort:

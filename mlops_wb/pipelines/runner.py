@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 __all__ = ['logger', 'INJECTABLE', 'check_parameters', 'RunPlan', 'prepare_run', 'open_store', 'start_run', 'RunStart',
            'skipped_run', 'RunInterrupted', 'run_notebook']
 
-# %% ../../nbs/07a_runner.ipynb #aa208042
+# %% ../../nbs/07a_runner.ipynb #205376d6
 INJECTABLE = "str, int, float, bool, None, or a list or dict (with string keys) of these"
 
 
@@ -99,7 +99,7 @@ def check_parameters(parameters: Any, cell: ParametersCell, notebook: str) -> di
                                     "Check the spelling, or add the name to the notebook's cell tagged 'parameters'.")
     return dict(parameters)
 
-# %% ../../nbs/07a_runner.ipynb #a398a15c
+# %% ../../nbs/07a_runner.ipynb #be73d815
 @dataclass
 class RunPlan:
     "Everything decided before a run starts: no MLflow, no kernel yet."
@@ -122,10 +122,10 @@ class RunPlan:
 
     def parameterized(self) -> Any:
         "The notebook with the parameters injected, as papermill injects them (for inspection; nothing runs)."
-        import nbformat
+        from papermill.iorw import load_notebook_node
         from papermill.parameterize import parameterize_notebook
 
-        nb = nbformat.read(str(self.notebook), as_version=4)
+        nb = load_notebook_node(str(self.notebook))
         return parameterize_notebook(nb, self.injected, kernel_name=self.kernel_name) if self.injected else nb
 
 
@@ -181,7 +181,7 @@ def prepare_run(
                    inputs=input_fingerprints(effective, cwd_path), key=cache_key(digest, effective), settings=settings,
                    uri=uri_text, wait=store_wait())
 
-# %% ../../nbs/07a_runner.ipynb #b0c0a3cc
+# %% ../../nbs/07a_runner.ipynb #95076ea8
 def _base_tags(plan: RunPlan, client: MlflowClient, parent_run_id: str | None,
                extra_tags: dict[str, str] | None) -> dict[str, str]:
     "Tags of every run for this notebook: MLflow's source and user, and what identifies the notebook."
@@ -257,7 +257,7 @@ class RunStart:
         run = self.wait()
         run_silently(client, f"__import__('os').environ[{RUN_ID_ENV!r}] = {run.run_id!r}")
 
-# %% ../../nbs/07a_runner.ipynb #781e2c97
+# %% ../../nbs/07a_runner.ipynb #d105ac76
 def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any, list[dict[str, Any]]], *,
                 run_name: str | None, parent_run_id: str | None, extra_tags: dict[str, str] | None) -> PipelineRun:
     "The outcome of a skipped run; under a parent run, a FINISHED child that points at the reused run."
@@ -274,7 +274,7 @@ def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any
                        records={e["name"]: e["value"] for e in entries}, skipped_reason=reason,
                        cached_run_id=prev.info.run_id, injected=plan.injected)
 
-# %% ../../nbs/07a_runner.ipynb #2b6cb572
+# %% ../../nbs/07a_runner.ipynb #488aa6f7
 class RunInterrupted(KeyboardInterrupt):
     "Ctrl-C stopped a notebook; its run is KILLED and its executed notebook kept (`.run` says where)."
 
