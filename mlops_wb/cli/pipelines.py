@@ -17,7 +17,7 @@ from ..core import InvalidParameterError
 __all__ = ['UriOpt', 'ExpOpt', 'ParamOpt', 'resolve_type', 'parse_value', 'parse_parameters', 'run_cmd', 'sweep_cmd',
            'pipeline_cmd', 'reproduce_cmd', 'demo_cmd']
 
-# %% ../../nbs/09d_pipelines.ipynb #7fdbfebb
+# %% ../../nbs/09d_pipelines.ipynb #90c43563
 def resolve_type(value: str) -> Any:
     "A `-p` value as papermill reads it: True, False, None, an int, a float, or the text itself."
     if value in ("True", "False", "None"):
@@ -48,6 +48,10 @@ def _mapping(data: Any, source: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise InvalidParameterError(f"{source} must hold a mapping of names to values. Got {type(data).__name__}.")
+    for k in data:
+        if not isinstance(k, str):
+            raise InvalidParameterError(f"{source} has the key {k!r}, which is not a parameter name. Quote it, or use "
+                                        "a name such as learning_rate.")
     return data
 
 
@@ -55,6 +59,7 @@ def parse_parameters(pairs: list[tuple[str, str]] | None = None, files: list[Pat
                      raw: list[tuple[str, str]] | None = None, yaml_texts: list[str] | None = None) -> dict[str, Any]:
     "Merge `-f` files, `-y` YAML, `-p` pairs and `-r` raw pairs, in papermill's order (later wins)."
     from mlops_wb.pipelines.notebooks import parameters_yaml
+    from mlops_wb.pipelines.runner import check_value
 
     out: dict[str, Any] = {}
     for f in files or []:
@@ -69,6 +74,8 @@ def parse_parameters(pairs: list[tuple[str, str]] | None = None, files: list[Pat
         out[key] = resolve_type(value)
     for key, value in raw or []:
         out[key] = value
+    for key, value in out.items():  # a YAML tag can make bytes, sets, dates: refused now, as papermill cannot inject them
+        check_value(key, value)
     return out
 
 # %% ../../nbs/09d_pipelines.ipynb #8da8fb8a

@@ -48,15 +48,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['logger', 'INJECTABLE', 'check_parameters', 'RunPlan', 'prepare_run', 'open_store', 'start_run', 'RunStart',
-           'skipped_run', 'RunInterrupted', 'run_notebook']
+__all__ = ['logger', 'INJECTABLE', 'check_value', 'check_parameters', 'RunPlan', 'prepare_run', 'open_store', 'start_run',
+           'RunStart', 'skipped_run', 'RunInterrupted', 'run_notebook']
 
-# %% ../../nbs/07a_runner.ipynb #205376d6
+# %% ../../nbs/07a_runner.ipynb #73aa99cc
 INJECTABLE = "str, int, float, bool, None, or a list or dict (with string keys) of these"
 
 
-def _check_value(name: str, value: Any, depth: int = 0) -> None:
-    "Raise unless papermill injects `value` as itself."
+def check_value(name: str, value: Any, depth: int = 0) -> None:
+    "Raise an `InvalidParameterError` unless papermill injects `value` as itself."
     fix = {tuple: "Pass a list.", set: "Pass a list.", frozenset: "Pass a list.", bytes: "Pass a str."}
     if depth > 50:
         raise InvalidParameterError(f"The parameter {name!r} is nested more than 50 levels deep. Pass a flatter value.")
@@ -64,14 +64,14 @@ def _check_value(name: str, value: Any, depth: int = 0) -> None:
         return
     if isinstance(value, list):
         for v in value:
-            _check_value(name, v, depth + 1)
+            check_value(name, v, depth + 1)
         return
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidParameterError(f"The parameter {name!r} has the key {k!r}, which is not a string: papermill "
                                             f"would inject it as the string {str(k)!r}. Use string keys.")
-            _check_value(name, v, depth + 1)
+            check_value(name, v, depth + 1)
         return
     kind = type(value).__name__
     hint = fix.get(type(value), "Pass int(x) or float(x)." if type(value).__module__ == "numpy" else "Convert it first.")
@@ -90,7 +90,7 @@ def check_parameters(parameters: Any, cell: ParametersCell, notebook: str) -> di
         if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
             raise InvalidParameterError(f"The parameter name {name!r} is not a Python identifier, so it cannot be "
                                         "assigned in the notebook. Use a name such as 'learning_rate'.")
-        _check_value(name, value)
+        check_value(name, value)
     known = cell.names
     unknown = [n for n in parameters if n not in known]
     if unknown and cell.python and cell.index is not None and cell.error is None:
@@ -99,7 +99,7 @@ def check_parameters(parameters: Any, cell: ParametersCell, notebook: str) -> di
                                     "Check the spelling, or add the name to the notebook's cell tagged 'parameters'.")
     return dict(parameters)
 
-# %% ../../nbs/07a_runner.ipynb #be73d815
+# %% ../../nbs/07a_runner.ipynb #4e0111bb
 @dataclass
 class RunPlan:
     "Everything decided before a run starts: no MLflow, no kernel yet."
@@ -181,7 +181,7 @@ def prepare_run(
                    inputs=input_fingerprints(effective, cwd_path), key=cache_key(digest, effective), settings=settings,
                    uri=uri_text, wait=store_wait())
 
-# %% ../../nbs/07a_runner.ipynb #95076ea8
+# %% ../../nbs/07a_runner.ipynb #074719d1
 def _base_tags(plan: RunPlan, client: MlflowClient, parent_run_id: str | None,
                extra_tags: dict[str, str] | None) -> dict[str, str]:
     "Tags of every run for this notebook: MLflow's source and user, and what identifies the notebook."
@@ -257,7 +257,7 @@ class RunStart:
         run = self.wait()
         run_silently(client, f"__import__('os').environ[{RUN_ID_ENV!r}] = {run.run_id!r}")
 
-# %% ../../nbs/07a_runner.ipynb #d105ac76
+# %% ../../nbs/07a_runner.ipynb #9583694d
 def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any, list[dict[str, Any]]], *,
                 run_name: str | None, parent_run_id: str | None, extra_tags: dict[str, str] | None) -> PipelineRun:
     "The outcome of a skipped run; under a parent run, a FINISHED child that points at the reused run."
@@ -274,7 +274,7 @@ def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any
                        records={e["name"]: e["value"] for e in entries}, skipped_reason=reason,
                        cached_run_id=prev.info.run_id, injected=plan.injected)
 
-# %% ../../nbs/07a_runner.ipynb #488aa6f7
+# %% ../../nbs/07a_runner.ipynb #17bfd7a5
 class RunInterrupted(KeyboardInterrupt):
     "Ctrl-C stopped a notebook; its run is KILLED and its executed notebook kept (`.run` says where)."
 
