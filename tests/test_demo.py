@@ -1,6 +1,7 @@
 """The README's demo command, end to end on the embedded store, checked with MLflow's own client."""
 from __future__ import annotations
 
+import getpass
 import subprocess
 
 import pytest
@@ -19,7 +20,10 @@ def test_demo_records_every_stage(demo_project):
     log = (demo_project / "demo-first-run.log").read_text()
     assert "pipeline demo (finished" in log and "pipeline retrain (finished" in log, log[-2000:]
     assert "monitor: ALERT, the batch drifted" in log
-    assert "mlflow ui --backend-store-uri sqlite:///" in log and "workbench.ipynb" in log
+    assert f"mlflow ui --backend-store-uri sqlite:///{demo_project}/.mlops_wb/mlflow.db" in log
+    assert "  jupyter lab workbench.ipynb   (compare runs, watch drift, approve)" in log  # copied into the project
+    assert (demo_project / "workbench.ipynb").read_bytes() == (REPO / "nbs" / "workbench.ipynb").read_bytes()
+    assert "  mlops-wb approve 2 --model mlops_wb_model --comment '...'" in log
     client = _client(demo_project)
     exp = client.get_experiment_by_name("mlops_wb pipelines")
     steps = client.search_runs([exp.experiment_id], filter_string="tags.`mlops_wb.step` LIKE '%'")
@@ -30,6 +34,7 @@ def test_demo_records_every_stage(demo_project):
     for name, runs in by_step.items():
         for r in runs:
             assert r.info.status == "FINISHED", (name, r.data.tags.get("mlops_wb.error"))
+            assert r.info.user_id == getpass.getuser(), (name, r.info.user_id)  # who ran it; not $MLOPS_WB_USER
             arts = [a.path for a in client.list_artifacts(r.info.run_id, "notebook")]
             assert len(arts) == 1 and arts[0].endswith(".ipynb"), (name, arts)  # the executed notebook
     monitor = by_step["monitor"][0]

@@ -45,4 +45,5 @@ def test_pipeline_notebooks_under_plain_papermill(tmp_path, tracking_uri):
     out = papermill("monitor", tmp_path, tracking_uri, reference_path=work / "train.parquet",
                     current_path=work / "batch.parquet", shift=0.0, out_dir=tmp_path / "monitor")
     text = "".join("".join(o.get("text", "")) for c in out["cells"] for o in c.get("outputs", []))
-    assert "no data-set drift" in text or "ALERT" in text
+    # the batch is a random split of the same data, unshifted: the one right answer is no drift
+    assert "no data-set drift" in text and "ALERT" not in text, text[-2000:]
