@@ -687,6 +687,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                             'mlops_wb.pipelines.results.StartedRun': ( 'results.html#startedrun',
                                                                                        'mlops_wb/pipelines/results.py'),
                                             'mlops_wb.pipelines.results._close': ('results.html#_close', 'mlops_wb/pipelines/results.py'),
+                                            'mlops_wb.pipelines.results._keep': ('results.html#_keep', 'mlops_wb/pipelines/results.py'),
                                             'mlops_wb.pipelines.results._upload': ('results.html#_upload', 'mlops_wb/pipelines/results.py'),
                                             'mlops_wb.pipelines.results.log_batch': ( 'results.html#log_batch',
                                                                                       'mlops_wb/pipelines/results.py'),

@@ -5,6 +5,7 @@
 # %% ../../nbs/07a_runner.ipynb #97ec2ae6
 from __future__ import annotations
 
+import contextlib
 import keyword
 import logging
 import os
@@ -39,7 +40,7 @@ from .results import PipelineRun, StartedRun, log_batch, record_results
 from mlops_wb.pipelines.tags import (
     TAG_CACHE_HIT, TAG_CACHE_KEY, TAG_GIT_COMMIT, TAG_GIT_DIRTY, TAG_HEARTBEAT, TAG_INJECTED, TAG_INPUT_PREFIX,
     TAG_KERNEL, TAG_KIND, TAG_NOTEBOOK, TAG_NOTEBOOK_SHA, TAG_PARENT_RUN, TAG_RUNNER_HOST, TAG_RUNNER_PID, TAG_SEED,
-    TAG_SOURCE_NAME, TAG_SOURCE_TYPE, TAG_USER,
+    TAG_ERROR, TAG_SOURCE_NAME, TAG_SOURCE_TYPE, TAG_USER,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 __all__ = ['logger', 'INJECTABLE', 'check_value', 'check_parameters', 'RunPlan', 'prepare_run', 'open_store', 'start_run',
            'RunStart', 'skipped_run', 'RunInterrupted', 'run_notebook']
 
-# %% ../../nbs/07a_runner.ipynb #73aa99cc
+# %% ../../nbs/07a_runner.ipynb #5082cfef
 INJECTABLE = "str, int, float, bool, None, or a list or dict (with string keys) of these"
 
 
@@ -99,7 +100,7 @@ def check_parameters(parameters: Any, cell: ParametersCell, notebook: str) -> di
                                     "Check the spelling, or add the name to the notebook's cell tagged 'parameters'.")
     return dict(parameters)
 
-# %% ../../nbs/07a_runner.ipynb #4e0111bb
+# %% ../../nbs/07a_runner.ipynb #7606697d
 @dataclass
 class RunPlan:
     "Everything decided before a run starts: no MLflow, no kernel yet."
@@ -181,7 +182,7 @@ def prepare_run(
                    inputs=input_fingerprints(effective, cwd_path), key=cache_key(digest, effective), settings=settings,
                    uri=uri_text, wait=store_wait())
 
-# %% ../../nbs/07a_runner.ipynb #074719d1
+# %% ../../nbs/07a_runner.ipynb #65522034
 def _base_tags(plan: RunPlan, client: MlflowClient, parent_run_id: str | None,
                extra_tags: dict[str, str] | None) -> dict[str, str]:
     "Tags of every run for this notebook: MLflow's source and user, and what identifies the notebook."
@@ -218,7 +219,13 @@ def start_run(plan: RunPlan, *, client: MlflowClient | None = None, uri: str | N
     more = [RunTag(f"{TAG_INPUT_PREFIX}{k}", fp) for k, (_path, fp) in plan.inputs.items()]
     if "seed" in plan.effective:
         more.append(RunTag(TAG_SEED, param_text(plan.effective["seed"])))
-    log_batch(client, run_id, params=params, tags=more)
+    try:
+        log_batch(client, run_id, params=params, tags=more)
+    except Exception as e:  # the store refused the parameters: the run ends here, FAILED, never RUNNING
+        with contextlib.suppress(Exception):
+            client.set_tag(run_id, TAG_ERROR, f"the parameters could not be logged: {type(e).__name__}: {one_line(e)}")
+            client.set_terminated(run_id, status="FAILED")
+        raise
     logger.debug("run %s opened in experiment %s of %s", run_id, exp_id, client.tracking_uri)
     return StartedRun(client, run_id, exp_id, Heartbeat(client, run_id).start())
 
@@ -257,7 +264,7 @@ class RunStart:
         run = self.wait()
         run_silently(client, f"__import__('os').environ[{RUN_ID_ENV!r}] = {run.run_id!r}")
 
-# %% ../../nbs/07a_runner.ipynb #9583694d
+# %% ../../nbs/07a_runner.ipynb #fe2519a0
 def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any, list[dict[str, Any]]], *,
                 run_name: str | None, parent_run_id: str | None, extra_tags: dict[str, str] | None) -> PipelineRun:
     "The outcome of a skipped run; under a parent run, a FINISHED child that points at the reused run."
@@ -274,7 +281,7 @@ def skipped_run(plan: RunPlan, client: MlflowClient, exp_id: str, hit: tuple[Any
                        records={e["name"]: e["value"] for e in entries}, skipped_reason=reason,
                        cached_run_id=prev.info.run_id, injected=plan.injected)
 
-# %% ../../nbs/07a_runner.ipynb #17bfd7a5
+# %% ../../nbs/07a_runner.ipynb #eb7dcaaa
 class RunInterrupted(KeyboardInterrupt):
     "Ctrl-C stopped a notebook; its run is KILLED and its executed notebook kept (`.run` says where)."
 
@@ -299,10 +306,13 @@ def _final_output(plan: RunPlan, execution: Execution, run_id: str) -> Execution
     import json
 
     final = execution.output.with_name(f"{plan.notebook.stem}-{run_id}.ipynb")
-    nb = json.loads(execution.output.read_text(encoding="utf-8"))
-    nb.get("metadata", {}).get("papermill", {})["output_path"] = str(final)
-    final.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    execution.output.unlink()
+    try:
+        nb = json.loads(execution.output.read_text(encoding="utf-8"))
+        nb.get("metadata", {}).get("papermill", {})["output_path"] = str(final)
+        final.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        execution.output.unlink()
+    except (OSError, ValueError, AttributeError):  # unreadable or unwritable: the notebook stays where it is
+        return execution
     execution.output = final
     if execution.error is not None:
         execution.error.output_notebook = final
