@@ -868,6 +868,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                 'mlops_wb/tracking/filters.py'),
                                            'mlops_wb.tracking.filters._Comparisons._check': ( 'filters.html#_comparisons._check',
                                                                                               'mlops_wb/tracking/filters.py'),
+                                           'mlops_wb.tracking.filters._Comparisons._literals': ( 'filters.html#_comparisons._literals',
+                                                                                                 'mlops_wb/tracking/filters.py'),
                                            'mlops_wb.tracking.filters._Comparisons._present': ( 'filters.html#_comparisons._present',
                                                                                                 'mlops_wb/tracking/filters.py'),
                                            'mlops_wb.tracking.filters._Comparisons.visit_Compare': ( 'filters.html#_comparisons.visit_compare',
