@@ -35,7 +35,7 @@ def test_an_unreachable_server_answers_in_seconds(tmp_path):
     from mlops_wb.tracking import load_runs
 
     t0 = time.monotonic()
-    with pytest.raises(TrackingError, match="did not answer within 10 s"):
+    with pytest.raises(TrackingError, match=r"could not be reached .*Connection refused.* \(now 10 s\)"):
         get_client("http://127.0.0.1:9")
     assert time.monotonic() - t0 < 10
     # a client made by hand skips that check: MLflow's own retries are bounded (3, back-off 1: about 7 s)
@@ -44,7 +44,7 @@ def test_an_unreachable_server_answers_in_seconds(tmp_path):
         load_runs("x", client=MlflowClient("http://127.0.0.1:9"))
     assert time.monotonic() - t0 < 60 and "\n" not in str(e.value)
     out, seconds = cli("runs", "--uri", "http://127.0.0.1:9", cwd=tmp_path)
-    one_line_error(out, "did not answer within 10 s")
+    one_line_error(out, "could not be reached")
     assert seconds < 60  # the interpreter's start included; without the check it took 261 s
 
 

@@ -159,10 +159,10 @@ def check_server(uri: str, *, timeout: float, where: str) -> None:
         return  # it answered (perhaps 401 or 404): it is there
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        reason = "no answer" if isinstance(reason, TimeoutError) or "timed out" in str(reason) else str(reason)
-        raise TrackingError(f"The MLflow tracking server {where} did not answer within {timeout:g} s ({reason}). "
-                            "Start it (mlops-wb server start), check the URI, or wait longer with [tracking] timeout "
-                            "in settings.ini.") from None
+        silent = isinstance(reason, TimeoutError) or "timed out" in str(reason)
+        what = f"did not answer within {timeout:g} s" if silent else f"could not be reached ({reason})"
+        raise TrackingError(f"The MLflow tracking server {where} {what}. Start it (mlops-wb server start), check the "
+                            f"URI, or wait longer with [tracking] timeout in settings.ini (now {timeout:g} s).") from None
 
 
 def get_client(uri: str | None = None, *, settings: Settings | None = None) -> MlflowClient:
