@@ -13,6 +13,8 @@ import time
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mlops_wb.core import TrackingError
 
@@ -247,3 +249,28 @@ def test_a_tracking_server_is_read_through_the_client(mlflow_server):
     t0 = time.perf_counter()
     runs = load_runs(made["exps"], client=client, include_deleted=True)
     assert len(runs) == 40 and time.perf_counter() - t0 < 120
+
+
+ORDER_KEYS = ["metrics.acc", "metrics.loss", "metrics.nothing", "params.model", "params.depth", "tags.note",
+              "attributes.start_time", "attributes.end_time", "attributes.run_name", "attributes.status"]
+FILTERS = [None, "params.model != 'rf'", "metrics.acc != 0.5", "metrics.loss < 0.3", "tags.note LIKE '%o%'",
+           "params.depth IS NOT NULL and attributes.status != 'KILLED'", "metrics.acc >= 0", "params.nothing = 'x'"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(order=st.lists(st.tuples(st.sampled_from(ORDER_KEYS), st.sampled_from(["", " ASC", " DESC"])),
+                      max_size=3, unique_by=lambda o: o[0]),
+       filter_string=st.sampled_from(FILTERS), max_runs=st.one_of(st.none(), st.integers(1, 45)),
+       include_deleted=st.booleans(), which=st.sampled_from([0, 1, 2]))
+def test_random_loads_equal_the_client(sqlite_store, order, filter_string, max_runs, include_deleted, which):
+    "Any mix of order, filter, limit and view: the tables give the client's frame, or both refuse."
+    from mlops_wb.core import get_client
+
+    uri, made = sqlite_store
+    experiments = [made["exps"][0], made["exps"][1], made["exps"]][which]
+    call = {"order_by": [k + d for k, d in order] or None, "filter_string": filter_string, "max_runs": max_runs,
+            "include_deleted": include_deleted}
+    ours, theirs = both(experiments, get_client(uri), **call)
+    pd.testing.assert_frame_equal(ours, theirs)
+    assert ours.attrs == theirs.attrs

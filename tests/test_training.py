@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
@@ -230,3 +232,52 @@ def test_search_runs_nested_trials_and_the_parent_records_the_best(tracking_uri,
     assert set(cmp.params.columns) - {"run_name"} <= {"logisticregression__C", "logisticregression__fit_intercept"}
     assert np.isclose(cmp.metrics.cv_f1.max(), max(scores.values()))
     assert cmp.is_best.loc[res.best_run_id, "cv_f1"]
+
+
+@st.composite
+def training_data(draw):
+    "A small random frame (numbers, NaN-free or not, a category column, constant columns) and a target of any kind."
+    import pandas as pd
+
+    n = draw(st.integers(2, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 10_000)))
+    cols = {f"x{i}": rng.normal(size=n) * draw(st.sampled_from([1, 0, 1e6])) for i in range(draw(st.integers(1, 3)))}
+    if draw(st.booleans()):
+        cols["c"] = pd.Categorical(rng.choice(["a", "b"], n))
+    X = pd.DataFrame(cols)
+    if draw(st.booleans()):
+        X.iloc[0, 0] = np.nan
+    kind = draw(st.sampled_from(["binary", "multiclass", "continuous", "one-class", "none"]))
+    y = {"binary": lambda: rng.integers(0, 2, n), "multiclass": lambda: rng.choice(["p", "q", "r"], n),
+         "continuous": lambda: rng.normal(size=n), "one-class": lambda: np.zeros(n, dtype=int),
+         "none": lambda: None}[kind]()
+    return X, y
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=training_data(), which=st.sampled_from(["tree", "logreg", "ridge", "kmeans", "hgb"]))
+def test_random_training_data_gives_sklearns_result_or_a_clear_error(tracking_uri, data, which):
+    "Whatever the data: the metrics scikit-learn gives for the same fit, or an MlopsWbError (never anything else)."
+    from sklearn.base import clone
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mlops_wb.core import MlopsWbError, get_client
+    from mlops_wb.training import evaluate, train_model
+
+    X, y = data
+    est = {"tree": DecisionTreeClassifier(), "logreg": LogisticRegression(), "ridge": Ridge(),
+           "kmeans": KMeans(2, n_init=2), "hgb": HistGradientBoostingClassifier(max_iter=5)}[which]
+    try:
+        res = train_model(est, X, y, seed=3, log_model=False, log_datasets=False, experiment="random",
+                          client=get_client(tracking_uri))
+    except MlopsWbError:
+        return
+    reference = clone(est).set_params(**{k: 3 for k in est.get_params() if k == "random_state"})
+    reference.fit(X) if y is None else reference.fit(X, y)
+    expected = evaluate(reference, X, y, task=res.task)
+    assert {k.removeprefix("train_"): v for k, v in res.metrics.items() if k != "fit_seconds"} == pytest.approx(
+        expected, nan_ok=True)
