@@ -161,8 +161,9 @@ def check_server(uri: str, *, timeout: float, where: str) -> None:
         reason = getattr(e, "reason", e)
         silent = isinstance(reason, TimeoutError) or "timed out" in str(reason)
         what = f"did not answer within {timeout:g} s" if silent else f"could not be reached ({reason})"
-        raise TrackingError(f"The MLflow tracking server {where} {what}. Start it (mlops-wb server start), check the "
-                            f"URI, or wait longer with [tracking] timeout in settings.ini (now {timeout:g} s).") from None
+        raise TrackingError(f"Could not read the tracking store {where}: the server {what}. Check that the server is "
+                            "running (mlops-wb server start) and the URI, or wait longer with [tracking] timeout in "
+                            f"settings.ini (now {timeout:g} s).") from None
 
 
 def get_client(uri: str | None = None, *, settings: Settings | None = None) -> MlflowClient:
