@@ -148,3 +148,22 @@ def demo_project(tmp_path_factory) -> Path:
     (root / "demo-first-run.log").write_text(r.stdout + "\n" + r.stderr)
     assert r.returncode == 0, f"mlops-wb demo failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres_uri(tmp_path_factory):
+    "An empty, migrated MLflow store on a fresh PostgreSQL cluster (Debian's) on 127.0.0.1; its URI holds the password."
+    import tempfile
+
+    from mlops_wb.server import start_postgres, stop_postgres, with_driver
+
+    folder = Path(tempfile.mkdtemp(prefix="mlops_wb_pg_"))
+    folder.chmod(0o755)  # the postgres user must reach the cluster inside
+    try:
+        uri = with_driver(start_postgres(folder).uri)  # postgresql+psycopg2://...: SQLAlchemy's default is psycopg 3
+        code = f"from mlflow import MlflowClient; MlflowClient(tracking_uri={uri!r}).search_experiments()"
+        subprocess.run([sys.executable, "-c", code], check=True, env=clean_env(), capture_output=True, timeout=600)
+        yield uri
+    finally:
+        stop_postgres(folder, remove=True)
+        shutil.rmtree(folder, ignore_errors=True)

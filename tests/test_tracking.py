@@ -7,6 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mlops_wb.core import InvalidParameterError
+
 MODELS = ["rf", "gbm", "logreg"]
 
 
@@ -50,11 +52,13 @@ def test_paging_returns_every_run_once(populated):
     from mlops_wb.tracking import iter_run_pages
 
     client, ids = populated
-    pages = list(iter_run_pages("paging", first_page=5, page_size=7, client=client))
-    assert [len(p) for p in pages] == [5, 7, 7, 5]
-    got = [r.info.run_id for p in pages for r in p]
-    assert sorted(got) == sorted(ids) and len(set(got)) == len(got)
-    assert [len(p) for p in iter_run_pages("paging", first_page=5, page_size=7, max_runs=9, client=client)] == [5, 4]
+    for as_frames in (False, True):
+        pages = list(iter_run_pages("paging", first_page=5, page_size=7, client=client, as_frames=as_frames))
+        assert [len(p) for p in pages] == [5, 7, 7, 5]
+        got = [r for p in pages for r in (p.run_id if as_frames else [r.info.run_id for r in p])]
+        assert sorted(got) == sorted(ids) and len(set(got)) == len(got)
+        assert [len(p) for p in iter_run_pages("paging", first_page=5, page_size=7, max_runs=9, client=client,
+                                               as_frames=as_frames)] == [5, 4]
 
 
 def test_load_runs_matches_mlflow_search_runs(populated):
@@ -65,24 +69,29 @@ def test_load_runs_matches_mlflow_search_runs(populated):
 
     client, ids = populated
     ours = load_runs("paging", client=client)
-    mlflow.set_tracking_uri(client._tracking_client.tracking_uri)
-    theirs = mlflow.search_runs(experiment_names=["paging"])
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(client.tracking_uri)
+    try:
+        theirs = mlflow.search_runs(experiment_names=["paging"])
+    finally:
+        mlflow.set_tracking_uri(previous)
     assert len(ours) == len(theirs) == 24
     assert ours.run_id.tolist() == theirs.run_id.tolist()  # same order: newest first
     pd.testing.assert_frame_equal(ours[theirs.columns], theirs, check_dtype=False)
     assert (ours.run_name == ours["tags.mlflow.runName"]).all()
 
 
-def test_progress_bar_past_the_first_page(populated, monkeypatch, capsys):
-    import mlops_wb.tracking as tracking
+def test_progress_bar_only_when_loading_takes_long(populated, capsys):
+    "No bar for a quick load; progress=True shows one at once, progress=False never."
+    from mlops_wb.tracking import load_runs
 
     client, _ = populated
-    monkeypatch.setattr(tracking, "FIRST_PAGE", 10)
-    monkeypatch.setattr(tracking, "PAGE_SIZE", 10)
-    assert len(tracking.load_runs("paging", client=client)) == 24
+    assert len(load_runs("paging", client=client)) == 24
+    assert "loading runs" not in capsys.readouterr().err
+    load_runs("paging", progress=True, client=client)
     assert "loading runs" in capsys.readouterr().err
-    tracking.load_runs("paging", max_runs=5, client=client)
-    assert "loading runs" not in capsys.readouterr().err  # one short page: no bar
+    load_runs("paging", progress=False, client=client)
+    assert "loading runs" not in capsys.readouterr().err
 
 
 OPS = ["=", "!=", ">", ">=", "<", "<="]
@@ -115,9 +124,13 @@ def test_pandas_or_is_the_union_of_two_mlflow_searches(populated):
     both = load_runs("paging", query="metrics.accuracy > 0.85 or params.model == 'logreg'", client=client)
     assert sorted(both.run_id) == sorted(set(a.run_id) | set(b.run_id))
     assert 0 < len(both) < 24
-    numeric = load_runs("paging", query="params.max_depth >= 6 and (params.C.isna() or metrics.rmse < 0.2)",
+    numeric = load_runs("paging", query="params.max_depth.astype('float') >= 6 and (params.C.isna() or metrics.rmse < 0.2)",
                         client=client)
     assert len(numeric) and (numeric["params.max_depth"].astype(int) >= 6).all()
+    text = load_runs("paging", query="params.max_depth == '7'", client=client)  # params are text, as in MLflow
+    assert set(text["params.max_depth"]) == {"7"}
+    with pytest.raises(InvalidParameterError, match="compares params with a number"):
+        load_runs("paging", query="params.max_depth >= 6", client=client)
 
 
 def test_compare_runs_histories_equal_mlflow_one_by_one(populated):

@@ -64,6 +64,8 @@ SETTINGS_SPECS: tuple[SettingSpec, ...] = (
        "MLflow tracking URI: sqlite:///path.db, http://host:5000 or postgresql://... Empty: MLFLOW_TRACKING_URI, "
        "else the embedded store in .mlops_wb/ beside this file. A relative sqlite path is relative to this file."),
     _S("tracking", "experiment", "mlops_wb", "str", "Default MLflow experiment name."),
+    _S("tracking", "timeout", 10.0, "float",
+       "Seconds to wait for a tracking server to answer before giving up with an error.", 0.0, 3600.0, True),
     _S("registry", "model_name", "mlops_wb_model", "str", "Default registered model name."),
     _S("registry", "champion_alias", "champion", "str", "Alias of the model version that serves production traffic."),
     _S("registry", "challenger_alias", "challenger", "str", "Alias of the approved version waiting to be promoted."),

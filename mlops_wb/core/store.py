@@ -5,18 +5,23 @@
 # %% ../../nbs/00d_store.ipynb #167945d2
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .errors import NotFoundError, SettingsError, TrackingError, invalid_parameter
 from .settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 # %% auto #0
-__all__ = ['EMBEDDED_DIR', 'TrackingTarget', 'resolve_tracking_uri', 'get_client', 'client_uri', 'ensure_experiment']
+__all__ = ['EMBEDDED_DIR', 'MLFLOW_ENV_DEFAULTS', 'TrackingTarget', 'resolve_tracking_uri', 'check_sqlite_store', 'check_server',
+           'get_client', 'client_uri', 'ensure_experiment']
 
 # %% ../../nbs/00d_store.ipynb #b91c51c4
 EMBEDDED_DIR = ".mlops_wb"
@@ -96,35 +101,95 @@ def resolve_tracking_uri(
     return TrackingTarget(uri=norm, source=source, artifact_root=artifacts, settings_path=settings.path)
 
 # %% ../../nbs/00d_store.ipynb #cc2915a0
-_CLIENTS: dict[str, Any] = {}
+MLFLOW_ENV_DEFAULTS = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_ASYNC_LOGGING": "false",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",  # MLflow's default, 7 with back-off 2, waits about 4 minutes
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+for _k, _v in MLFLOW_ENV_DEFAULTS.items():  # once, at import; what the user set wins
+    os.environ.setdefault(_k, _v)
+
+_CLIENTS: dict[str, MlflowClient] = {}
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _quiet_mlflow_env() -> None:
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+def check_sqlite_store(uri: str, *, where: str) -> None:
+    "Refuse a SQLite store that cannot be created, or an existing file that is not an MLflow store."
+    path = Path(uri[len("sqlite:///"):])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrackingError(f"Cannot create the folder {path.parent} for the tracking store {where}: "
+                            f"{e.strerror or e}. Point the tracking URI at a folder you can write to.") from None
+    if not path.exists():
+        return  # a new store: MLflow creates it
+    if path.is_dir():
+        raise TrackingError(f"The tracking store {where} is a folder, not an SQLite file. Point the URI at a file.")
+    fix = "Restore it from a backup, or move it away to start a new, empty store."
+    if path.stat().st_size == 0:
+        raise TrackingError(f"The tracking store {path} is empty (0 bytes): it is damaged or was never written, and "
+                            f"MLflow would silently replace it with a new, empty store. {fix}")
+    with open(path, "rb") as f:
+        if f.read(16) != _SQLITE_HEADER:
+            raise TrackingError(f"The tracking store {path} is not an SQLite database (damaged, or another kind of "
+                                f"file). {fix}")
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as e:
+        raise TrackingError(f"The tracking store {path} cannot be read as SQLite ({e}): it is damaged. {fix}") from None
+    if not {"alembic_version", "experiments", "runs"} <= tables:
+        raise TrackingError(f"The SQLite file {path} holds no MLflow tracking store (no MLflow tables): MLflow would "
+                            f"add an empty store to it. Point the tracking URI at an MLflow store. {fix}")
 
 
-def get_client(uri: str | None = None, *, settings: Settings | None = None) -> Any:
-    "An `mlflow.MlflowClient` for the resolved tracking store (see `resolve_tracking_uri`)."
+def check_server(uri: str, *, timeout: float, where: str) -> None:
+    "Raise `TrackingError` unless the tracking server at `uri` answers (any HTTP status) within `timeout` s."
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri + "/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered (perhaps 401 or 404): it is there
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        silent = isinstance(reason, TimeoutError) or "timed out" in str(reason)
+        what = f"did not answer within {timeout:g} s" if silent else f"could not be reached ({reason})"
+        raise TrackingError(f"Could not read the tracking store {where}: the server {what}. Check that the server is "
+                            "running (mlops-wb server start) and the URI, or wait longer with [tracking] timeout in "
+                            f"settings.ini (now {timeout:g} s).") from None
+
+
+def get_client(uri: str | None = None, *, settings: Settings | None = None) -> MlflowClient:
+    "An `mlflow.MlflowClient` for the resolved tracking store (see `resolve_tracking_uri`), checked first."
+    if settings is None:
+        settings = load_settings()
     target = resolve_tracking_uri(uri, settings=settings)
     if target.uri in _CLIENTS:
         return _CLIENTS[target.uri]
-    _quiet_mlflow_env()
     if target.is_local:
-        Path(target.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        check_sqlite_store(target.uri, where=target.describe())
+    elif target.uri.startswith(("http:", "https:")):
+        check_server(target.uri, timeout=settings.tracking.timeout, where=target.describe())
     from mlflow import MlflowClient
 
     try:
         client = MlflowClient(tracking_uri=target.uri, registry_uri=target.uri)
     except Exception as e:  # MLflow raises many types here: bad driver, unreachable host, migration failure
-        raise TrackingError(f"Could not open the MLflow tracking store {target.describe()}: {e}. Check the URI, "
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrackingError(f"Could not open the MLflow tracking store {target.describe()}: {first}. Check the URI, "
                             "that the server is running, or that the database is reachable.") from e
     _CLIENTS[target.uri] = client
     return client
 
 
-def client_uri(client: Any) -> str:
+def client_uri(client: MlflowClient) -> str:
     "The tracking URI an `MlflowClient` talks to."
     return client.tracking_uri
 
@@ -134,7 +199,8 @@ def _slug(name: str) -> str:
     return f"{s}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
-def ensure_experiment(name: str | None = None, *, client: Any = None, settings: Settings | None = None) -> str:
+def ensure_experiment(name: str | None = None, *, client: MlflowClient | None = None,
+                      settings: Settings | None = None) -> str:
     "The id of experiment `name` (default: `[tracking] experiment`), created if it does not exist."
     if settings is None:
         settings = load_settings()
