@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import os
 from pathlib import Path
@@ -116,6 +117,9 @@ def load_dataset(
         return df
     path = Path(name_or_path).expanduser()
     kind = _file_kind(path)
+    if path.is_dir():
+        raise invalid_parameter("load_dataset", "name_or_path", "a .csv, .tsv or .parquet file", str(path),
+                                "It is a folder: give the path of a file inside it.")
     if not path.is_file():
         looks_like_name = kind is None and "/" not in key and "\\" not in key
         what = (f"{key!r} is neither a bundled data set nor an existing file" if looks_like_name
@@ -133,9 +137,9 @@ def load_dataset(
             if path.suffixes and path.suffixes[0].lower() == ".tsv":
                 read_kwargs.setdefault("sep", "\t")
             df = pd.read_csv(path, **read_kwargs)
-    except (ValueError, OSError, ImportError) as e:
+    except (ValueError, TypeError, OSError, ImportError, LookupError, NotImplementedError, csv.Error) as e:
         raise invalid_parameter("load_dataset", "name_or_path", f"a readable {kind} file", str(path),
-                                f"Reading it failed: {e}") from e
+                                f"Reading it failed: {type(e).__name__}: {e}") from e
     if target is not None and target not in df.columns:
         raise NotFoundError(f"The file {str(path)!r} has no target column {target!r}. Its columns: "
                             + ", ".join(map(str, df.columns[:30])) + (" ..." if df.shape[1] > 30 else "") + ".")

@@ -202,10 +202,18 @@ class Schema:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
     def to_yaml(self) -> str:
-        "The schema as YAML."
+        "The schema as YAML (text with control characters, which YAML folds, in escaped double quotes)."
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        class Dumper(yaml.SafeDumper):
+            pass
+
+        def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+            style = '"' if any(not ch.isprintable() for ch in value) else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        Dumper.add_representer(str, text)
+        return yaml.dump(self.to_dict(), Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
     def save(self, path: str | Path) -> Path:
         "Write the schema to `path`: YAML for .yaml/.yml, else JSON. Returns the path."

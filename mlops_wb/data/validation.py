@@ -188,11 +188,13 @@ def _n(count: int, noun: str) -> str:
 
 def _as_text(s: pd.Series) -> pd.Series:
     "Non-null values as text for category comparison: whole floats as integers, so 1.0 matches category 1."
+    out = s.astype(str).astype(object)
     if dtype_kind(s.dtype) == "float":
-        v = s.to_numpy(dtype="float64")
-        if np.isfinite(v).all() and (v == np.round(v)).all():
-            return pd.Series(v.astype("int64"), index=s.index).astype(str)
-    return s.astype(str)
+        v = s.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2.0**63)
+        out[whole] = v[whole].astype("int64").astype(str)
+    return out
 
 
 def _check_column(s: pd.Series, col: ColumnSchema, add: Any, limit: int) -> None:

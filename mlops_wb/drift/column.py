@@ -24,7 +24,14 @@ from mlops_wb.drift.stats import (
     psi,
     z_test,
 )
-from .data import CategoryCounts, SortedSample, ecdf_points, per_value_counts, value_runs
+from mlops_wb.drift.data import (
+    CategoryCounts,
+    SortedSample,
+    count_distinct,
+    ecdf_points,
+    per_value_counts,
+    value_runs,
+)
 from .sketch import NumericSketch
 from .plan import DriftPlan
 
@@ -188,8 +195,7 @@ def _value_counts(ref: SortedSample | NumericSketch, cur: np.ndarray, name: Any,
 def _few_values(ref: SortedSample | NumericSketch, cur: np.ndarray) -> int:
     "The number of distinct values on both sides, or FEW_VALUES + 1 when there are more than FEW_VALUES."
     ref_counts = ref.value_counts(FEW_VALUES)
-    cur_n = int(np.count_nonzero(cur[1:] != cur[:-1])) + 1 if len(cur) else 0
-    if ref_counts is None or cur_n > FEW_VALUES:
+    if ref_counts is None or count_distinct(cur, FEW_VALUES) > FEW_VALUES:
         return FEW_VALUES + 1
     return len(np.union1d(ref_counts[0], value_runs(cur)[0]))
 

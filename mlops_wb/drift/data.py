@@ -23,8 +23,8 @@ from mlops_wb.drift.stats import (
 
 # %% auto #0
 __all__ = ['MAX_INT_CATEGORIES', 'NUMERIC_FAMILIES', 'column_family', 'infer_kind', 'is_dask_frame', 'check_names', 'check_frame',
-           'resolve_columns', 'resolve_overrides', 'numeric_array', 'sorted_finite', 'value_runs', 'per_value_counts',
-           'category_key', 'CategoryCounts', 'SortedSample', 'ecdf_points']
+           'resolve_columns', 'resolve_overrides', 'numeric_array', 'sorted_finite', 'count_distinct', 'value_runs',
+           'per_value_counts', 'category_key', 'CategoryCounts', 'SortedSample', 'ecdf_points']
 
 # %% ../../nbs/02b_data.ipynb #1801433d
 MAX_INT_CATEGORIES = 10
@@ -182,6 +182,15 @@ def sorted_finite(series: pd.Series, *, func: str, side: str) -> tuple[np.ndarra
     return s[lo:hi], len(series) - (hi - lo), n - (hi - lo)
 
 
+def count_distinct(s: np.ndarray, limit: int) -> int:
+    "The number of distinct values of the sorted array `s`, counted up to `limit + 1`: one binary search each."
+    i, n, k = 0, len(s), 0
+    while i < n and k <= limit:
+        i = int(np.searchsorted(s, s[i], "right"))
+        k += 1
+    return k
+
+
 def value_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Distinct values of a sorted array and how often each occurs (-0.0 counted as 0.0)."
     if len(s) == 0:
@@ -283,10 +292,9 @@ class SortedSample:
 
     def value_counts(self, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
         "(distinct values, counts) when there are at most `limit` distinct values, else None."
-        s = self.values
-        if len(s) and int(np.count_nonzero(s[1:] != s[:-1])) + 1 > limit:
+        if count_distinct(self.values, limit) > limit:
             return None
-        return value_runs(s)
+        return value_runs(self.values)
 
     def ks(self, current: np.ndarray) -> tuple[float, float, float]:
         "(statistic, p-value, error bound) of the KS test against the sorted current values."

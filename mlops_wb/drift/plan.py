@@ -168,9 +168,9 @@ def plan_columns(reference: pd.DataFrame | DriftProfile, current: pd.DataFrame, 
         raise InvalidParameterError(f"None of the columns passed to {func} can be compared: "
                                     + "; ".join(f"{k}: {v}" for k, v in skipped.items()) + ".")
     if columns is None:
-        ref_cols = set(reference.columns)
+        known = set(reference.columns)
         skipped.update({str(c): "only in the current data" for c in current.columns
-                        if c not in ref_cols and c not in exclude})
+                        if c not in known and str(c) not in skipped and c not in exclude})
     methods = _methods(func, method, names, kinds)
     p_thr, d_thr = settings.drift.p_value_threshold, settings.drift.distance_threshold
     if _number(threshold):

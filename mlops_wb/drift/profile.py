@@ -157,6 +157,14 @@ PROFILE_VERSION = 2  # 2: integer columns keep exact category counts beside thei
 MIN_BUCKETS = 32  # a sketch keeps every value of a column with up to PER_VALUE_BINS of them
 
 
+def _some_columns(profile: DriftProfile, func: str) -> DriftProfile:
+    "The profile, unless none of its columns could be profiled."
+    if not profile.columns:
+        raise InvalidParameterError(f"None of the columns passed to {func} can be profiled: "
+                                    + "; ".join(f"{k}: {v}" for k, v in profile.skipped.items()) + ".")
+    return profile
+
+
 @dataclass
 class DriftProfile:
     "A compact, JSON-serialisable, mergeable summary of a reference data set for `compute_drift`."
@@ -189,9 +197,9 @@ class DriftProfile:
             if profile.n_rows == 0:
                 raise InvalidParameterError(f"The Dask DataFrame passed to {func} has no rows in any of its "
                                             f"{reference.npartitions} partitions. Profile the reference data, with rows.")
-            return profile
+            return _some_columns(profile, func)
         check_frame(reference, "reference", func)  # a reference with no rows is refused
-        return cls.fit_partition(reference, **kwargs)
+        return _some_columns(cls.fit_partition(reference, **kwargs), func)
 
     @classmethod
     def fit_partition(cls, part: pd.DataFrame, *, columns: list | None = None, categorical: list | None = None,

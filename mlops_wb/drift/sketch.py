@@ -101,11 +101,14 @@ def _finest_scale(x: np.ndarray, shift: int, lowest: int, cap: int) -> int:
     return hi
 
 # %% ../../nbs/02c_sketch.ipynb #dccfec20
-def _num(v: float) -> float | None:
-    return None if v is None or v != v else float(v)
+def _num(v: float) -> float | str | None:
+    "A float for strict JSON: NaN as None, and the moments of values near 1e308, which overflow, as '-inf'/'inf'."
+    if v is None or v != v:
+        return None
+    return float(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
 
 
-def _unnum(v: float | None) -> float:
+def _unnum(v: float | str | None) -> float:
     return float("nan") if v is None else float(v)
 
 

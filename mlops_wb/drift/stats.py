@@ -200,6 +200,14 @@ def population_std(s: np.ndarray) -> float:
 
 def wasserstein_sorted(a: np.ndarray, b: np.ndarray) -> float:
     "The 1-Wasserstein distance of two sorted finite arrays (equal to `scipy.stats.wasserstein_distance`)."
+    w = _wasserstein(a, b)
+    if math.isinf(w) and len(a) and len(b):  # values near 1e308 overflow the weighted sums: scale by 2**-64 (exact)
+        scale = 2.0**64
+        return _wasserstein(a / scale, b / scale) * scale
+    return w
+
+
+def _wasserstein(a: np.ndarray, b: np.ndarray) -> float:
     n1, n2 = len(a), len(b)
     if n1 == n2:
         return _blocked_sum(n1, _abs_diff(a, b)) / n1
