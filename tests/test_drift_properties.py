@@ -215,22 +215,26 @@ def test_profile_fit_counts_equal_pandas_or_refuses(df):
 @given(frames(min_rows=2, max_rows=30, names=("a", "b", "c")), frames(min_rows=2, max_rows=30, names=("a", "b", "c")),
        st.integers(1, 5), st.data())
 def test_drift_over_time_equals_compute_drift_per_window(ref, cur, n_chunks, data):
-    time_kind = data.draw(st.sampled_from(["int", "datetime", "float_nan", "text"]))
+    time_kind = data.draw(st.sampled_from(["int", "datetime", "float_nan", "text", "mixed", "none"]))
     n = len(cur)
     times = {"int": pd.Series(data.draw(st.lists(st.integers(0, 5), min_size=n, max_size=n))),
              "datetime": pd.Series(pd.date_range("2024-01-01", periods=n, freq="h")),
              "float_nan": pd.Series(data.draw(st.lists(st.floats(0, 5) | st.none(), min_size=n, max_size=n)),
                                     dtype=float),
-             "text": pd.Series(data.draw(st.lists(st.sampled_from(["x", "y"]), min_size=n, max_size=n)))}[time_kind]
+             "text": pd.Series(data.draw(st.lists(st.sampled_from(["x", "y"]), min_size=n, max_size=n))),
+             "mixed": pd.Series(data.draw(st.lists(st.sampled_from([1, "x", 2.5]), min_size=n, max_size=n)),
+                                dtype=object),
+             "none": pd.Series([None] * n, dtype=object)}[time_kind]
     cur = cur.assign(t=times.to_numpy())
-    timeline = quietly(drift_over_time, reference=ref, current=cur, time_column="t", n_chunks=n_chunks,
-                       settings=DEFAULTS, progress=False)
+    freq = "1h" if time_kind == "datetime" and data.draw(st.booleans()) else None
+    timeline = quietly(drift_over_time, reference=ref, current=cur, time_column="t", settings=DEFAULTS,
+                       progress=False, **({"freq": freq} if freq else {"n_chunks": n_chunks}))
     if isinstance(timeline, MlopsWbError):
         assert "\n" not in str(timeline)
         return
     valid = cur[cur.t.notna()]
     order = valid.index[np.argsort(valid.t.to_numpy(), kind="stable")]
-    chunks = np.array_split(order.to_numpy(), min(n_chunks, max(len(order), 1)))
+    chunks = [np.array([i]) for i in order] if freq else np.array_split(order.to_numpy(), min(n_chunks, len(order)))
     assert timeline.groupby("window")["rows"].first().tolist() == [len(c) for c in chunks]
     for w, rows in enumerate(chunks):
         if not len(rows):

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..core import InvalidParameterError, Settings, invalid_parameter, load_settings
 from .stats import DISTANCE_TESTS, P_VALUE_TESTS, drift_score
+from .data import check_frame
 from .profile import DriftProfile
 from .plan import DriftPlan, plan_columns
 from .column import NAN, ColumnDrift
@@ -33,6 +34,9 @@ class DriftWarning(UserWarning):
 def _windows(times: pd.Series, freq: Any, n_chunks: Any, func: str) -> list[tuple[Any, Any, np.ndarray]]:
     "(start, end, row positions) of every window, in time order; empty calendar windows included."
     valid = np.flatnonzero(times.notna().to_numpy())
+    if not len(valid):
+        raise InvalidParameterError(f"The time column {times.name!r} passed to {func} has no values, so the rows cannot "
+                                    "be put in time order. Pass the column that holds each row's time.")
     if freq is not None:
         if not (pd.api.types.is_datetime64_any_dtype(times.dtype)):
             raise InvalidParameterError(f"The time column {times.name!r} passed to {func} is {times.dtype}, but "
@@ -52,7 +56,13 @@ def _windows(times: pd.Series, freq: Any, n_chunks: Any, func: str) -> list[tupl
     n_chunks = 10 if n_chunks is None else n_chunks
     if isinstance(n_chunks, bool) or not isinstance(n_chunks, (int, np.integer)) or n_chunks < 1:
         raise invalid_parameter(func, "n_chunks", "a positive integer", n_chunks)
-    order = valid[np.argsort(times.iloc[valid].to_numpy(), kind="stable")]
+    try:
+        order = valid[np.argsort(times.iloc[valid].to_numpy(), kind="stable")]
+    except TypeError:  # values that do not compare, such as numbers and text mixed
+        kinds = sorted({type(v).__name__ for v in times.iloc[valid]})
+        raise InvalidParameterError(f"The time column {times.name!r} passed to {func} mixes values that cannot be put "
+                                    f"in order ({', '.join(kinds)}). Convert it to datetimes (pd.to_datetime) or "
+                                    "numbers.") from None
     t = times.to_numpy()
     return [(t[c[0]] if len(c) else None, t[c[-1]] if len(c) else None, c)
             for c in np.array_split(order, min(int(n_chunks), max(len(order), 1)))]
@@ -84,10 +94,14 @@ def drift_over_time(
     "Drift of each column in each time window of `current` against `reference`, as a tidy frame."
     func = "drift_over_time"
     settings = load_settings() if settings is None else settings
-    if not isinstance(current, pd.DataFrame) or time_column not in current.columns:
-        have = list(current.columns) if isinstance(current, pd.DataFrame) else current
+    check_frame(current, "current", func)
+    try:
+        present = time_column in current.columns
+    except TypeError:  # an unhashable name, such as a list
+        present = False
+    if not present:
         raise invalid_parameter(func, "time_column", "a column of the current data", time_column,
-                                f"The current data has {have}.")
+                                f"The current data has {list(current.columns)}.")
     if freq is not None and n_chunks is not None:
         raise InvalidParameterError(f"Pass either freq=... or n_chunks=... to {func}, not both.")
     min_rows = settings.drift.min_window_rows if min_rows is None else min_rows
