@@ -14,14 +14,15 @@ import pandas as pd
 import typer
 
 from .base import app, handle_errors
-from ..core import InvalidParameterError
+from ..core import InvalidParameterError, NotFoundError
 from ..data.datasets import load_dataset
 from ..drift.compute import compute_drift
 from ..drift.profile import PROFILE_FORMAT, DriftProfile
 from ..drift.report import DriftReport
 
 # %% auto #0
-__all__ = ['DRIFT_EXIT_CODE', 'read_reference', 'read_partitioned', 'dask_scheduler', 'format_report', 'drift', 'drift_profile']
+__all__ = ['DRIFT_EXIT_CODE', 'read_reference', 'read_partitioned', 'dask_scheduler', 'check_output', 'format_report', 'drift',
+           'drift_profile']
 
 # %% ../../nbs/09e_drift.ipynb #a0716807
 DRIFT_EXIT_CODE = 3  # `--fail-on-drift` exits with this code when the data set drifts
@@ -78,6 +79,16 @@ def dask_scheduler(address: str | None) -> Iterator[Any]:
         yield client
 
 
+def check_output(path: str, what: str) -> None:
+    "Refuse an output path that is a folder, or whose folder does not exist, before any work is done."
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InvalidParameterError(f"Cannot write {what} to {path!r}: it is a folder. Give a file name inside it.")
+    if not p.parent.is_dir():
+        raise NotFoundError(f"Cannot write {what} to {path!r}: the folder {str(p.parent)!r} does not exist. "
+                            "Create it first (mkdir -p), or choose another path.")
+
+
 def _names(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
@@ -85,8 +96,10 @@ def _names(text: str | None) -> list[str] | None:
 def format_report(report: DriftReport) -> str:
     "A drift report as text for a terminal: the verdict, then one line per column, most drifted first."
     verdict = "Dataset drift detected" if report.dataset_drift else "No dataset drift"
+    missing = report.missing_columns
+    gone = f" {len(missing)} of them missing from the current data." if missing else ""
     lines = [f"{verdict}: {report.n_drifted} of {report.n_tested} columns drifted ({report.share_drifted:.0%}; "
-             f"the data set drifts at {report.drift_share:.0%} or more).",
+             f"the data set drifts at {report.drift_share:.0%} or more).{gone}",
              f"reference: {report.n_reference:,} rows ({report.reference_type}); current: {report.n_current:,} rows",
              ""]
     rows = [("column", "kind", "test", "statistic", "threshold", "p-value", "drifted", "missing ref -> cur")]
@@ -112,15 +125,18 @@ def drift(
     current: Annotated[str, typer.Argument(help="Current data (.csv, .tsv, .parquet).")],
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns to compare (default: all common).")] = None,
     categorical: Annotated[str | None, typer.Option(help="Comma-separated columns to treat as categorical.")] = None,
-    method: Annotated[str, typer.Option(help="auto, ks, chisquare, wasserstein, jensenshannon or psi.")] = "auto",
-    threshold: Annotated[float | None, typer.Option(help="One threshold for every column (default: settings).")] = None,
+    method: Annotated[str, typer.Option(help="auto (Evidently's choice), ks, chisquare, z, wasserstein, jensenshannon "
+                                             "or psi.")] = "auto",
+    threshold: Annotated[float | None, typer.Option(help="One threshold for every column (default: settings; "
+                                                         "Jensen-Shannon on Evidently's natural-log scale).")] = None,
     drift_share: Annotated[float | None, typer.Option(help="Share of drifted columns that makes the data set drift.")
                            ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     log: Annotated[bool, typer.Option("--log", help="Log the report to a new MLflow run (or --run-id).")] = False,
     run_id: Annotated[str | None, typer.Option(help="Log into this MLflow run (implies --log).")] = None,
     fail_on_drift: Annotated[bool, typer.Option("--fail-on-drift", help=f"Exit with code {DRIFT_EXIT_CODE} when the "
-                                                                          "data set drifts.")] = False,
+                                                "data set drifts (a REFERENCE column missing from CURRENT counts as "
+                                                "drifted).")] = False,
     scheduler: Annotated[str | None, typer.Option(help="Profile REFERENCE on this Dask cluster (tcp://host:8786, or "
                                                        "'local'); REFERENCE may then be a glob or a folder.")] = None,
 ) -> None:
@@ -146,7 +162,8 @@ def drift_profile(
     output: Annotated[str, typer.Argument(help="Where to write the profile (.json).")],
     columns: Annotated[str | None, typer.Option(help="Comma-separated columns to profile (default: all).")] = None,
     categorical: Annotated[str | None, typer.Option(help="Comma-separated columns to treat as categorical.")] = None,
-    max_buckets: Annotated[int, typer.Option(help="Distinct values kept exactly per numeric column.")] = 2048,
+    max_buckets: Annotated[int, typer.Option(help="Distinct values kept exactly per numeric column (32 or more).")
+                           ] = 2048,
     scheduler: Annotated[str | None, typer.Option(help="Profile on this Dask cluster, one task per partition "
                                                        "(tcp://host:8786, or 'local'); DATA may then be a glob or a "
                                                        "Parquet folder.")] = None,
@@ -154,6 +171,7 @@ def drift_profile(
     "Summarise DATA into a drift profile that `mlops-wb drift` accepts as its REFERENCE."
     if not output.lower().endswith(".json"):
         raise InvalidParameterError(f"The profile is JSON: give OUTPUT a .json name. Got {output!r}.")
+    check_output(output, "the drift profile")  # before the profiling, which may take long
     with dask_scheduler(scheduler):
         frame = load_dataset(Path(data)) if scheduler is None else read_partitioned(data)
         profile = DriftProfile.fit(frame, columns=_names(columns), categorical=_names(categorical),

@@ -5,18 +5,25 @@
 # %% ../../nbs/01a_datasets.ipynb #33538757
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
+import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from ..core import NotFoundError, client_uri, get_client, invalid_parameter
+from ..core import InvalidParameterError, NotFoundError, client_uri, get_client, invalid_parameter
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 # %% auto #0
-__all__ = ['BUNDLED_DATASETS', 'SOURCE_ATTR', 'TARGET_ATTR', 'FINGERPRINT_VERSION', 'check_frame', 'load_dataset', 'fingerprint',
-           'duplicated_rows', 'resolve_run']
+__all__ = ['BUNDLED_DATASETS', 'SOURCE_ATTR', 'TARGET_ATTR', 'FINGERPRINT_VERSION', 'check_frame', 'write_text', 'load_dataset',
+           'fingerprint', 'duplicated_rows', 'resolve_run']
 
 # %% ../../nbs/01a_datasets.ipynb #23c63d66
 def check_frame(func: str, df: Any, *, name: str = "df", allow_empty: bool = False,
@@ -35,6 +42,37 @@ def check_frame(func: str, df: Any, *, name: str = "df", allow_empty: bool = Fal
         raise invalid_parameter(func, name, "a DataFrame with unique column names", f"duplicated columns {dupes}",
                                 "Rename or drop the duplicates first.")
     return df
+
+# %% ../../nbs/01a_datasets.ipynb #d5b07c7f
+def write_text(path: str | os.PathLike, text: str, *, what: str, make_parents: bool = False) -> Path:
+    "Write `text` to the file `path` whole or not at all; a folder, a missing folder or a full disk is a clear error."
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise InvalidParameterError(f"Cannot write {what} to {str(p)!r}: it is a folder. Give a file name inside it, "
+                                    f"such as {str(p / 'out.json')!r}.")
+    if not p.parent.is_dir():
+        if not make_parents:
+            raise NotFoundError(f"Cannot write {what} to {str(p)!r}: the folder {str(p.parent)!r} does not exist. "
+                                "Create it first (mkdir -p), or choose another path.")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InvalidParameterError(f"Cannot write {what} to {str(p)!r}: could not create its folder "
+                                        f"({e.strerror or e}). Choose another path.") from None
+    special = p.exists() and not p.is_file()  # a device or a pipe (/dev/stdout): written in place, never replaced
+    target = p if special else p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+        if not special:
+            os.replace(target, p)
+    except OSError as e:
+        if not special:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        raise InvalidParameterError(f"Could not write {what} to {str(p)!r}: {e.strerror or e}. Nothing was written; "
+                                    "free some space or fix the permissions, or choose another path.") from None
+    return p
 
 # %% ../../nbs/01a_datasets.ipynb #9b285f31
 BUNDLED_DATASETS: dict[str, str] = {
@@ -79,6 +117,9 @@ def load_dataset(
         return df
     path = Path(name_or_path).expanduser()
     kind = _file_kind(path)
+    if path.is_dir():
+        raise invalid_parameter("load_dataset", "name_or_path", "a .csv, .tsv or .parquet file", str(path),
+                                "It is a folder: give the path of a file inside it.")
     if not path.is_file():
         looks_like_name = kind is None and "/" not in key and "\\" not in key
         what = (f"{key!r} is neither a bundled data set nor an existing file" if looks_like_name
@@ -96,9 +137,9 @@ def load_dataset(
             if path.suffixes and path.suffixes[0].lower() == ".tsv":
                 read_kwargs.setdefault("sep", "\t")
             df = pd.read_csv(path, **read_kwargs)
-    except (ValueError, OSError, ImportError) as e:
+    except (ValueError, TypeError, OSError, ImportError, LookupError, NotImplementedError, csv.Error) as e:
         raise invalid_parameter("load_dataset", "name_or_path", f"a readable {kind} file", str(path),
-                                f"Reading it failed: {e}") from e
+                                f"Reading it failed: {type(e).__name__}: {e}") from e
     if target is not None and target not in df.columns:
         raise NotFoundError(f"The file {str(path)!r} has no target column {target!r}. Its columns: "
                             + ", ".join(map(str, df.columns[:30])) + (" ..." if df.shape[1] > 30 else "") + ".")
@@ -208,7 +249,8 @@ def duplicated_rows(df: pd.DataFrame, *, keep: str | bool = "first") -> np.ndarr
     return out
 
 # %% ../../nbs/01a_datasets.ipynb #d546a3f8
-def resolve_run(func: str, run_id: str | None = None, client: Any = None) -> tuple[Any, Any]:
+def resolve_run(func: str, run_id: str | None = None, client: MlflowClient | None = None
+                ) -> tuple[Run, MlflowClient]:
     "The MLflow run (`run_id`, else the active run) and a client for its store; a clear error when there is neither."
     import mlflow
     from mlflow.exceptions import MlflowException

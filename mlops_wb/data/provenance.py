@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..core import TrackingError, check_choice, get_client, invalid_parameter
 from .datasets import SOURCE_ATTR, TARGET_ATTR, check_frame, fingerprint, resolve_run
 from .schema import Schema, infer_schema
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Dataset as DatasetEntity
 
 # %% auto #0
 __all__ = ['ROLES', 'CONTEXT_TAG', 'FINGERPRINT_TAG', 'SOURCE_TAG', 'SCHEMA_TAG', 'TARGET_TAG', 'LINEAGE_COLUMNS', 'log_dataset',
@@ -30,9 +34,11 @@ TARGET_TAG = "mlops_wb.target"
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def _mlflow_dataset(df: pd.DataFrame, *, name: str, digest: str, source: str | None, targets: str | None) -> Any:
+def _mlflow_dataset(df: pd.DataFrame, *, name: str, digest: str, source: str | None, targets: str | None
+                    ) -> DatasetEntity:
     "MLflow's dataset entity for `df`; a source MLflow cannot resolve (such as `sklearn:iris`) goes in the input tags."
     import mlflow.data
+    from mlflow.entities import Dataset
     from mlflow.exceptions import MlflowException
 
     with warnings.catch_warnings():  # MLflow's hint about integer columns concerns model signatures, not data sets
@@ -43,7 +49,7 @@ def _mlflow_dataset(df: pd.DataFrame, *, name: str, digest: str, source: str | N
             if source is None:
                 raise
             dataset = mlflow.data.from_pandas(df, source=None, name=name, digest=digest, targets=targets)
-        return dataset._to_mlflow_entity()  # infers MLflow's column schema here
+        return Dataset(**dataset.to_dict())  # to_dict (public) infers MLflow's column schema here
 
 
 def log_dataset(
@@ -52,7 +58,7 @@ def log_dataset(
     name: str,  # the data set's name, as MLflow shows it
     role: str = "training",  # training, evaluation or production (MLflow's `mlflow.data.context` tag)
     run_id: str | None = None,  # the run to record it on (default: the active run)
-    client: Any = None,  # an `MlflowClient` (default: the workbench's store, or the active run's)
+    client: MlflowClient | None = None,  # default: the workbench's store, or the active run's
     source: str | None = None,  # where the data came from (default: what `load_dataset` recorded)
     schema: Schema | None = None,  # its schema (default: inferred from `df`); saved as a JSON artifact
 ) -> dict[str, Any]:
@@ -108,7 +114,7 @@ def _source_text(source_type: str, source_json: str) -> str:
     return str(source_json)
 
 
-def lineage(run_id: str, client: Any = None) -> pd.DataFrame:
+def lineage(run_id: str, client: MlflowClient | None = None) -> pd.DataFrame:
     "The data sets a run used: one row per dataset input with name, role, fingerprint, rows, source and schema."
     if not isinstance(run_id, str) or not run_id.strip():
         raise invalid_parameter("lineage", "run_id", "an MLflow run id (a non-empty string)", run_id)
@@ -137,7 +143,7 @@ def lineage(run_id: str, client: Any = None) -> pd.DataFrame:
 def runs_for_dataset(
     data: pd.DataFrame | str,  # a frame, or its fingerprint
     *,
-    client: Any = None,
+    client: MlflowClient | None = None,
     experiment_ids: list[str] | None = None,  # where to look (default: every active experiment)
     role: str | None = None,  # only runs that used it in this role
     max_results: int = 1000,

@@ -10,13 +10,16 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..core import InvalidParameterError, NotFoundError, escape, invalid_parameter
-from .datasets import TARGET_ATTR, check_frame, duplicated_rows, fingerprint, resolve_run
+from .datasets import TARGET_ATTR, check_frame, duplicated_rows, fingerprint, resolve_run, write_text
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # %% auto #0
 __all__ = ['KINDS', 'DEFAULT_SEVERITIES', 'SEVERITIES', 'SCHEMA_FORMAT', 'SCHEMA_VERSION', 'dtype_kind', 'ColumnSchema', 'Schema',
@@ -156,26 +159,40 @@ class Schema:
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, where: str = "the schema") -> Schema:
         "A schema from `to_dict()`'s layout; `where` names the source in error messages."
+        try:
+            return cls._parse(d, where)
+        except InvalidParameterError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError) as e:  # a damaged file: wrong types anywhere
+            raise InvalidParameterError(f"{where} is not a valid schema ({type(e).__name__}: {e}). Write it again "
+                                        "with `infer_schema(df).save(path)`, or fix the entry named.") from None
+
+    @classmethod
+    def _parse(cls, d: Any, where: str) -> Schema:
         if not isinstance(d, dict) or d.get("format") != SCHEMA_FORMAT:
             raise InvalidParameterError(f"{where} is not an mlops_wb schema: expected a mapping with "
                                         f"format: {SCHEMA_FORMAT}. Create one with `infer_schema(df).save(path)`.")
-        if d.get("version", 0) > SCHEMA_VERSION:
-            raise InvalidParameterError(f"{where} has schema version {d['version']}, newer than this mlops_wb "
-                                        f"understands ({SCHEMA_VERSION}). Upgrade mlops_wb.")
+        version = d.get("version", SCHEMA_VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise InvalidParameterError(f"{where} has schema version {version!r}, which this mlops_wb does not "
+                                        f"understand (it reads versions up to {SCHEMA_VERSION}). Upgrade mlops_wb.")
         known = {f.name for f in fields(ColumnSchema)}
+        if not isinstance(d.get("columns") or [], list):
+            raise InvalidParameterError(f"In {where}, 'columns' must be a list of columns.")
         cols = []
         for i, c in enumerate(d.get("columns") or []):
-            unknown = set(c) - known if isinstance(c, dict) else {"?"}
+            unknown = {str(k) for k in c} - known if isinstance(c, dict) else {"?"}
             if unknown or "name" not in c or "kind" not in c:
                 raise InvalidParameterError(f"In {where}, column #{i + 1} is not valid: it needs 'name' and 'kind', "
                                             f"and may have {', '.join(sorted(known))}. Unknown keys: "
-                                            f"{', '.join(map(str, sorted(unknown))) or 'none'}.")
+                                            f"{', '.join(sorted(unknown)) or 'none'}.")
             cols.append(ColumnSchema(**c))
         if not cols:
             raise InvalidParameterError(f"{where} lists no columns.")
         allowed = {f.name for f in fields(cls)} | {"format", "version"}
-        if set(d) - allowed:
-            raise InvalidParameterError(f"{where} has unknown keys: {', '.join(sorted(map(str, set(d) - allowed)))}. "
+        extra = {str(k) for k in d} - allowed
+        if extra:
+            raise InvalidParameterError(f"{where} has unknown keys: {', '.join(sorted(extra))}. "
                                         f"Expected some of: {', '.join(sorted(allowed))}.")
         rest = {f.name: d[f.name] for f in fields(cls) if f.name != "columns" and f.name in d}
         return cls(columns=cols, **rest)
@@ -185,20 +202,26 @@ class Schema:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
 
     def to_yaml(self) -> str:
-        "The schema as YAML."
+        "The schema as YAML (text with control characters, which YAML folds, in escaped double quotes)."
         import yaml
 
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        class Dumper(yaml.SafeDumper):
+            pass
+
+        def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+            style = '"' if any(not ch.isprintable() for ch in value) else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        Dumper.add_representer(str, text)
+        return yaml.dump(self.to_dict(), Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
     def save(self, path: str | Path) -> Path:
         "Write the schema to `path`: YAML for .yaml/.yml, else JSON. Returns the path."
         path = Path(path)
         text = self.to_yaml() if path.suffix.lower() in (".yaml", ".yml") else self.to_json()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        return path
+        return write_text(path, text, what="the schema", make_parents=True)
 
-    def log_to_mlflow(self, run_id: str | None = None, client: Any = None, *,
+    def log_to_mlflow(self, run_id: str | None = None, client: MlflowClient | None = None, *,
                       artifact_file: str = "schema.json") -> str:
         "Log the schema as an artifact (JSON or YAML by suffix) of run `run_id` (default: the active run)."
         run, client = resolve_run("Schema.log_to_mlflow", run_id, client)
@@ -234,7 +257,11 @@ def load_schema(path: str | Path) -> Schema:
     if not path.is_file():
         raise NotFoundError(f"No schema file at {str(path)!r}. Write one with `infer_schema(df).save(path)` or "
                             "`mlops-wb schema DATA -o schema.json`.")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidParameterError(f"Cannot read the schema file {str(path)!r}: {e}. Expected a UTF-8 JSON or YAML "
+                                    "file written by `Schema.save`.") from None
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
@@ -251,16 +278,43 @@ def load_schema(path: str | Path) -> Schema:
     return Schema.from_dict(data, where=f"the schema file {str(path)!r}")
 
 # %% ../../nbs/01b_schema.ipynb #8b506494
-def _num(x: float, kind: str, *, up: bool) -> int | float:
-    "A readable bound, rounded outwards: whole numbers for int columns, six significant digits for floats."
-    if kind == "int":
-        return int(math.ceil(x)) if up else int(math.floor(x))
+_BIGGEST = float(np.finfo(np.float64).max)
+
+
+def _num(x: float, *, up: bool) -> float:
+    "A readable float bound, rounded outwards to six significant digits (never past the largest finite float)."
     if x == 0 or float(f"{x:.6g}") == x:
         return float(x)
     decimals = 5 - math.floor(math.log10(abs(x)))
     step = 10.0 ** -decimals
     r = (math.ceil(x / step) if up else math.floor(x / step)) * step
-    return float(round(r, decimals)) if decimals > 0 else float(r)
+    r = float(round(r, decimals)) if decimals > 0 else float(r)
+    return r if math.isfinite(r) else float(x)
+
+
+def _bounds(values: pd.Series, kind: str, tolerance: float) -> tuple[int | float, int | float] | None:
+    "The allowed range of a numeric column: its range widened by `tolerance` times its span (a nonnegative one stays so)."
+    if kind == "int":  # exact integers, even past 2**53 (uint64 up to 2**64 - 1)
+        lo, hi = int(values.min()), int(values.max())
+        pad = math.ceil(tolerance * (float(hi) - float(lo)))
+        return (max(lo - pad, 0) if lo >= 0 else lo - pad), hi + pad
+    v = values.to_numpy(dtype="float64")
+    finite = v[np.isfinite(v)]
+    if not len(finite):
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = 2 * tolerance * (hi / 2 - lo / 2)  # the span of +-1e308 overflows; its half does not
+    low = max(lo - pad, 0.0) if lo >= 0 else lo - pad
+    return _num(max(low, -_BIGGEST), up=False), _num(min(hi + pad, _BIGGEST), up=True)
+
+
+def _distinct(values: pd.Series) -> pd.Series:
+    "The column itself, or its text when its cells cannot be hashed (lists, dicts)."
+    try:
+        values.nunique()
+    except TypeError:
+        return values.astype(str)
+    return values
 
 
 def _plain(v: Any) -> Any:
@@ -276,16 +330,12 @@ def _infer_column(s: pd.Series, *, name: str, is_target: bool, tolerance: float,
     col = ColumnSchema(name=name, kind=kind, dtype=str(s.dtype), nullable=nulls > 0)
     if nulls:
         col.max_null_rate = round(min(1.0, nulls / n + tolerance), 6)
-    values = s.dropna()
+    values = _distinct(s.dropna())
     if kind in ("int", "float") and len(values):
-        v = values.to_numpy(dtype="float64")
-        finite = v[np.isfinite(v)]
-        col.allow_inf = bool(len(finite) < len(v))
-        if len(finite):
-            lo, hi = float(finite.min()), float(finite.max())
-            pad = tolerance * (hi - lo)
-            col.min = _num(max(lo - pad, 0.0) if lo >= 0 else lo - pad, kind, up=False)
-            col.max = _num(hi + pad, kind, up=True)
+        col.allow_inf = kind == "float" and bool(np.isinf(values.to_numpy(dtype="float64")).any())
+        bounds = _bounds(values, kind, tolerance)
+        if bounds is not None:
+            col.min, col.max = bounds
     distinct = values.nunique()
     if kind == "text" or (is_target and kind in ("int", "bool")):
         if distinct <= max_categories:
@@ -317,17 +367,23 @@ def infer_schema(
         raise invalid_parameter("infer_schema", "tolerance", "a number in [0, 10]", tolerance)
     if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 1:
         raise invalid_parameter("infer_schema", "max_categories", "a positive integer", max_categories)
-    if row_tolerance is not None and (not isinstance(row_tolerance, (int, float)) or not 0 <= row_tolerance <= 1):
+    if row_tolerance is not None and (isinstance(row_tolerance, bool) or not isinstance(row_tolerance, (int, float))
+                                      or not 0 <= row_tolerance <= 1):
         raise invalid_parameter("infer_schema", "row_tolerance", "None or a number in [0, 1]", row_tolerance)
     keys = [key] if isinstance(key, str) else list(key) if key is not None else []
     missing = [k for k in keys if k not in df.columns]
     if missing:
         raise invalid_parameter("infer_schema", "key", "column names of the frame", missing)
-    if keys and df.duplicated(subset=keys).any():
-        dupes = df.loc[df.duplicated(subset=keys, keep=False), keys].head(3).to_dict("records")
+    if len({str(c) for c in df.columns}) < df.shape[1]:
+        same = sorted({str(c) for c in df.columns if sum(str(d) == str(c) for d in df.columns) > 1})
+        raise invalid_parameter("infer_schema", "df", "a DataFrame whose column names differ as text", same,
+                                "A schema names columns by their text; rename the columns that read the same.")
+    if keys and duplicated_rows(df[keys]).any():
+        dupes = df.loc[duplicated_rows(df[keys], keep=False), keys].head(3).to_dict("records")
         raise invalid_parameter("infer_schema", "key", "columns whose values are unique in the reference", keys,
                                 f"They repeat, for example {dupes}.")
-    columns = [_infer_column(df.iloc[:, i], name=str(df.columns[i]), is_target=df.columns[i] == target,
+    columns = [_infer_column(df.iloc[:, i], name=str(df.columns[i]),
+                             is_target=target is not None and df.columns[i] == target,
                              tolerance=float(tolerance), max_categories=max_categories,
                              is_key=keys == [df.columns[i]]) for i in range(df.shape[1])]
     n = len(df)

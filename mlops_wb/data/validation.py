@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ import pandas as pd
 from ..core import DataValidationError, escape, invalid_parameter
 from .datasets import check_frame, duplicated_rows, fingerprint, resolve_run
 from .schema import ColumnSchema, Schema, dtype_kind, load_schema
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # %% auto #0
 __all__ = ['Finding', 'ValidationReport', 'validate']
@@ -139,7 +142,7 @@ class ValidationReport:
             raise err
         return self
 
-    def log_to_mlflow(self, run_id: str | None = None, client: Any = None) -> str:
+    def log_to_mlflow(self, run_id: str | None = None, client: MlflowClient | None = None) -> str:
         "Log error/warning counts (metrics), a status tag and the JSON report (artifact) to a run; returns its path."
         from mlflow.entities import Metric, RunTag
 
@@ -185,11 +188,14 @@ def _n(count: int, noun: str) -> str:
 
 def _as_text(s: pd.Series) -> pd.Series:
     "Non-null values as text for category comparison: whole floats as integers, so 1.0 matches category 1."
-    if dtype_kind(s.dtype) == "float":
-        v = s.to_numpy(dtype="float64")
-        if np.isfinite(v).all() and (v == np.round(v)).all():
-            return pd.Series(v.astype("int64"), index=s.index).astype(str)
-    return s.astype(str)
+    if dtype_kind(s.dtype) != "float":
+        return s.astype(str)
+    out = s.astype(str).astype(object)
+    v = s.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(v) & (v == np.round(v)) & (np.abs(v) < 2.0**63)
+    out[whole] = v[whole].astype("int64").astype(str)
+    return out
 
 
 def _check_column(s: pd.Series, col: ColumnSchema, add: Any, limit: int) -> None:
@@ -240,10 +246,11 @@ def _check_column(s: pd.Series, col: ColumnSchema, add: Any, limit: int) -> None
                 f"one of {len(col.categories)} known categories ({shown})", int(unseen.sum()), examples)
     if col.unique:
         present = s[~mask]
-        dup = present.duplicated(keep=False).to_numpy(dtype=bool)
+        dup = duplicated_rows(present.to_frame(), keep=False)
         if dup.any():
             repeated = present[dup]
-            add("duplicate_keys", f"{_n(repeated.nunique(), 'value')} repeated, in {_n(int(dup.sum()), 'row')}",
+            n_values = repeated.astype(str).nunique() if repeated.dtype == object else repeated.nunique()
+            add("duplicate_keys", f"{_n(n_values, 'value')} repeated, in {_n(int(dup.sum()), 'row')}",
                 "unique values", int(dup.sum()), _row_examples(present, dup, limit))
 
 # %% ../../nbs/01c_validation.ipynb #599700aa

@@ -11,6 +11,8 @@ from .data import *  # noqa: F403
 from .sketch import *  # noqa: F403
 from .dask_frames import *  # noqa: F403
 from .profile import *  # noqa: F403
+from .plan import *  # noqa: F403
+from .column import *  # noqa: F403
 from .report import *  # noqa: F403
 from .compute import *  # noqa: F403
 from .over_time import *  # noqa: F403

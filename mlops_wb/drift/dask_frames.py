@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core import MlopsWbError, invalid_parameter
 from .data import is_dask_frame
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 P = TypeVar("P")
 
@@ -29,7 +32,7 @@ def fit_partition(part: Any, fit: Callable[[Any], P], index: int, total: int) ->
         raise type(e)(f"In partition {index} of {total}: {e}") from None
 
 
-def active_dask_client() -> Any:
+def active_dask_client() -> Client | None:
     "The active `dask.distributed.Client`, or None (then Dask's local scheduler runs the tasks)."
     try:
         from distributed import default_client
@@ -78,7 +81,7 @@ def _merge_local(tasks: list, merge: Callable, merge_all: Callable | None, show:
     return merge_all(results) if merge_all is not None else functools.reduce(merge, results)
 
 
-def _merge_as_completed(client: Any, tasks: list, merge: Callable, total: int, show: bool) -> Any:
+def _merge_as_completed(client: Client, tasks: list, merge: Callable, total: int, show: bool) -> Any:
     "A distributed client: merged as they arrive, so the driver holds one running summary."
     from distributed import as_completed
     from tqdm.auto import tqdm

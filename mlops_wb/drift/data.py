@@ -22,9 +22,9 @@ from mlops_wb.drift.stats import (
 )
 
 # %% auto #0
-__all__ = ['MAX_INT_CATEGORIES', 'NUMERIC_FAMILIES', 'column_family', 'infer_kind', 'is_dask_frame', 'check_frame',
-           'resolve_columns', 'resolve_overrides', 'numeric_array', 'sorted_finite', 'category_key', 'CategoryCounts',
-           'SortedSample', 'ecdf_points']
+__all__ = ['MAX_INT_CATEGORIES', 'NUMERIC_FAMILIES', 'column_family', 'infer_kind', 'is_dask_frame', 'check_names', 'check_frame',
+           'resolve_columns', 'resolve_overrides', 'numeric_array', 'sorted_finite', 'count_distinct', 'value_runs',
+           'per_value_counts', 'category_key', 'CategoryCounts', 'SortedSample', 'ecdf_points']
 
 # %% ../../nbs/02b_data.ipynb #1801433d
 MAX_INT_CATEGORIES = 10
@@ -73,14 +73,31 @@ def is_dask_frame(obj: Any) -> bool:
         and hasattr(obj, "npartitions") and not hasattr(obj, "name")  # a Series has a name, a DataFrame has not
 
 
+def check_names(columns: Any, name: str, func: str) -> None:
+    "Refuse column names that a profile cannot keep: a MultiIndex, or names that are neither text nor integers."
+    if isinstance(columns, pd.MultiIndex):
+        raise InvalidParameterError(
+            f"The '{name}' DataFrame of {func} has MultiIndex columns ({columns.nlevels} levels), but drift reports "
+            "and profiles name each column by a string or an integer. Flatten them first, for instance with "
+            "df.columns = ['_'.join(map(str, c)) for c in df.columns].")
+    bad = [c for c in columns if isinstance(c, (bool, np.bool_)) or not isinstance(c, (str, int, np.integer))]
+    if bad:
+        raise InvalidParameterError(
+            f"The '{name}' DataFrame of {func} has column names that are neither strings nor integers: "
+            f"{_names(bad, 5)} ({', '.join(sorted({type(c).__name__ for c in bad}))}). Name every column, for "
+            "instance with df.columns = [str(c) for c in df.columns].")
+
+
 def check_frame(frame: Any, name: str, func: str, *, allow_no_rows: bool = False) -> pd.DataFrame:
-    "Return `frame` if it is a DataFrame with rows, columns and unique column names; else raise."
+    "Return `frame` if it is a DataFrame with rows, columns and unique, usable column names; else raise."
     if not isinstance(frame, pd.DataFrame):
         raise invalid_parameter(func, name, "a pandas DataFrame", frame)
     if frame.shape[1] == 0 or (frame.shape[0] == 0 and not allow_no_rows):
         raise InvalidParameterError(
             f"The '{name}' parameter of {func} must be a non-empty DataFrame. Got a DataFrame with "
-            f"{frame.shape[0]} rows and {frame.shape[1]} columns instead. Pass the data to check, with rows.")
+            f"{frame.shape[0]} rows and {frame.shape[1]} columns instead. Pass the data to check, with rows "
+            "(a file with a header and no rows gives such a frame).")
+    check_names(frame.columns, name, func)
     if not frame.columns.is_unique:
         dup = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise InvalidParameterError(f"The '{name}' DataFrame of {func} has repeated column names: {dup}. "
@@ -97,11 +114,11 @@ def _names(cols: Iterable[Any], limit: int = 20) -> str:
 def resolve_columns(
     reference_columns: Sequence[Any],  # the reference's columns (a profile's or a frame's)
     current_columns: Sequence[Any],
-    columns: Sequence[Any] | None,  # the caller's choice, or None for all common columns
+    columns: Sequence[Any] | None,  # the caller's choice, or None for all reference columns
     func: str,
     exclude: Sequence[Any] = (),  # columns never compared, such as the time column
 ) -> list[Any]:
-    "The columns to compare, in the reference's order; raise a clear error when they do not exist on both sides."
+    "The columns to compare, in the reference's order (some may be absent from the current data); raise when unusable."
     cur = set(current_columns)
     if columns is not None:
         if isinstance(columns, (str, bytes)) or not isinstance(columns, Iterable):
@@ -109,18 +126,14 @@ def resolve_columns(
         columns = list(columns)
         ref = set(reference_columns)
         missing_ref = [c for c in columns if c not in ref]
-        missing_cur = [c for c in columns if c not in cur]
-        if missing_ref or missing_cur:
-            parts = []
-            if missing_ref:
-                parts.append(f"not in the reference: {_names(missing_ref)} (it has {_names(reference_columns)})")
-            if missing_cur:
-                parts.append(f"not in the current data: {_names(missing_cur)} (it has {_names(current_columns)})")
-            raise InvalidParameterError(f"Some columns passed to {func} do not exist: " + "; ".join(parts) + ".")
+        if missing_ref:
+            raise InvalidParameterError(f"Some columns passed to {func} are not in the reference: "
+                                        f"{_names(missing_ref)} (it has {_names(reference_columns)}). Compare only "
+                                        "columns the reference has.")
         out = [c for c in columns if c not in exclude]
     else:
-        out = [c for c in reference_columns if c in cur and c not in exclude]
-    if not out:
+        out = [c for c in reference_columns if c not in exclude]
+    if not any(c in cur for c in out):
         raise InvalidParameterError(
             f"The reference and current data of {func} have no columns in common to compare. The reference has "
             f"{_names(reference_columns)}; the current data has {_names(current_columns)}. Rename the columns "
@@ -156,18 +169,47 @@ def numeric_array(series: pd.Series) -> np.ndarray:
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def sorted_finite(series: pd.Series, *, func: str, side: str) -> tuple[np.ndarray, int]:
-    "The sorted non-missing values of a numeric column and its number of missing values; raise on infinities."
-    s = np.sort(numeric_array(series))
+def sorted_finite(series: pd.Series, *, func: str, side: str) -> tuple[np.ndarray, int, int]:
+    "(sorted finite values, values left out, infinities among them): NaN and +-inf are left out, as Evidently does."
+    try:
+        s = np.sort(numeric_array(series))
+    except (TypeError, ValueError) as e:
+        raise InvalidParameterError(f"The column {series.name!r} of the {side} data passed to {func} is compared as "
+                                    f"numeric, but holds values that are not numbers ({e}). Convert it with "
+                                    "pd.to_numeric, or pass it in categorical=[...].") from None
     n = int(np.searchsorted(s, np.nan, "left"))  # NaNs sort last
-    s = s[:n]
-    if n and (s[0] == -np.inf or s[-1] == np.inf):
-        n_inf = int(np.count_nonzero(np.isinf(s)))
-        raise InvalidParameterError(
-            f"The column {series.name!r} of the {side} data passed to {func} holds {n_inf} infinite value(s). "
-            "Drift statistics need finite numbers: replace them with NaN (df.replace([np.inf, -np.inf], np.nan)) "
-            "or clip them.")
-    return s, len(series) - n
+    lo, hi = int(np.searchsorted(s[:n], -np.inf, "right")), int(np.searchsorted(s[:n], np.inf, "left"))
+    return s[lo:hi], len(series) - (hi - lo), n - (hi - lo)
+
+
+def count_distinct(s: np.ndarray, limit: int) -> int:
+    "The number of distinct values of the sorted array `s`, counted up to `limit + 1`: one binary search each."
+    i, n, k = 0, len(s), 0
+    while i < n and k <= limit:
+        i = int(np.searchsorted(s, s[i], "right"))
+        k += 1
+    return k
+
+
+def value_runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Distinct values of a sorted array and how often each occurs (-0.0 counted as 0.0)."
+    if len(s) == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
+    return s[starts] + 0.0, np.diff(np.concatenate([starts, [len(s)]])).astype(np.int64)
+
+
+def per_value_counts(values: np.ndarray, counts: np.ndarray, current: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "(values, reference counts, current counts) over the union of the distinct values of both sides, in order."
+    cur_values, cur_counts = value_runs(current)
+    union = np.union1d(values, cur_values)
+    rc = np.zeros(len(union), dtype=np.int64)
+    cc = np.zeros(len(union), dtype=np.int64)
+    rc[np.searchsorted(union, values)] = counts
+    cc[np.searchsorted(union, cur_values)] = cur_counts
+    return union, rc, cc
+
 
 # %% ../../nbs/02b_data.ipynb #9851b123
 def category_key(value: Any) -> Any:
@@ -230,11 +272,12 @@ class CategoryCounts:
 class SortedSample:
     "The sorted finite values of a numeric reference column, with what the drift statistics need from them."
     values: np.ndarray
-    missing: int = 0
+    missing: int = 0  # values left out: missing or infinite
+    infinite: int = 0  # infinite values among those left out
 
     @property
     def n(self) -> int:
-        "The number of non-missing values."
+        "The number of finite values."
         return len(self.values)
 
     @property
@@ -246,6 +289,12 @@ class SortedSample:
     def exact(self) -> bool:
         "Statistics against a sample are exact (a sketch's are approximate)."
         return True
+
+    def value_counts(self, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+        "(distinct values, counts) when there are at most `limit` distinct values, else None."
+        if count_distinct(self.values, limit) > limit:
+            return None
+        return value_runs(self.values)
 
     def ks(self, current: np.ndarray) -> tuple[float, float, float]:
         "(statistic, p-value, error bound) of the KS test against the sorted current values."
@@ -280,3 +329,4 @@ def ecdf_points(s: np.ndarray, points: int = 200) -> tuple[np.ndarray, np.ndarra
         return np.zeros(0), np.zeros(0)
     idx = np.unique(np.linspace(0, len(s) - 1, min(points, len(s))).round().astype(np.int64))
     return s[idx], (idx + 1) / len(s)
+

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ..core import InvalidParameterError, invalid_parameter
+from ..core import InvalidParameterError, NotFoundError, invalid_parameter
+from ..data.datasets import write_text
 from mlops_wb.drift.data import (
     MAX_INT_CATEGORIES,
     NUMERIC_FAMILIES,
@@ -30,10 +32,19 @@ from .dask_frames import profile_partitions
 from .sketch import DEFAULT_MAX_BUCKETS, NumericSketch
 
 # %% auto #0
-__all__ = ['PROFILE_FORMAT', 'ColumnProfile', 'DriftProfile']
+__all__ = ['FAMILIES', 'PROFILE_FORMAT', 'PROFILE_VERSION', 'MIN_BUCKETS', 'ColumnProfile', 'DriftProfile', 'profile_from_dict']
 
 # %% ../../nbs/02e_profile.ipynb #d5935bcf
 _FAMILY_MERGE = {frozenset({"int", "float"}): "float", frozenset({"text", "category"}): "text"}
+FAMILIES = ("float", "int", "bool", "text", "category")
+
+
+def _merge_counts(a: CategoryCounts | None, b: CategoryCounts | None, limit: int) -> CategoryCounts | None:
+    "The merged counts of an integer column, kept while they have at most `limit` values."
+    if a is None or b is None:
+        return None
+    merged = a.merge(b)
+    return merged if len(merged.values) <= limit else None
 
 
 @dataclass
@@ -43,22 +54,27 @@ class ColumnProfile:
     family: str  # float, int, bool, text or category
     forced: str | None = None  # the kind forced at fit time, if any
     numeric: NumericSketch | None = None
-    categories: CategoryCounts | None = None
+    categories: CategoryCounts | None = None  # categorical columns; integer ones beside `numeric` while they are few
 
     @property
     def kind(self) -> str:
         "numeric or categorical, derived from the summary (so that merged partitions agree)."
         if self.forced:
             return self.forced
-        if self.categories is not None:
+        if self.numeric is None:
             return "categorical"
-        small = self.numeric.exact and len(self.numeric.keys) <= MAX_INT_CATEGORIES
-        return "categorical" if self.family == "int" and small else "numeric"
+        few = self.categories is not None and len(self.categories.values) <= MAX_INT_CATEGORIES
+        return "categorical" if self.family == "int" and few else "numeric"
 
     @property
     def missing(self) -> int:
-        "Missing values in the reference."
+        "Missing values in the reference (infinite ones included)."
         return (self.numeric or self.categories).missing
+
+    @property
+    def n(self) -> int:
+        "Values in the reference that are neither missing nor infinite."
+        return (self.numeric or self.categories).n
 
     def reference(self, kind: str) -> NumericSketch | CategoryCounts:
         "What `compute_drift` compares the current column with, for the given kind."
@@ -68,7 +84,7 @@ class ColumnProfile:
                     f"The column {self.name!r} was profiled as categorical ({self.family}), so it cannot be "
                     "compared as numeric. Drop it from 'numerical', or refit the profile with numerical=[...].")
             return self.numeric
-        if self.categories is not None:
+        if self.categories is not None:  # exact, integers past 2**53 included
             return self.categories
         if self.numeric.exact:
             return self.numeric.as_categories(integer=self.family == "int")
@@ -81,21 +97,26 @@ class ColumnProfile:
         if self.forced != other.forced:
             raise InvalidParameterError(f"The column {self.name!r} was fitted as {self.forced or 'inferred'} in one "
                                         f"profile and {other.forced or 'inferred'} in the other: fit both alike.")
-        if (self.numeric or self.categories).n == 0 or (other.numeric or other.categories).n == 0:
-            full, empty = (other, self) if (self.numeric or self.categories).n == 0 else (self, other)
-            summary = full.numeric or full.categories  # an all-missing partition tells nothing of the type
-            summary = replace(summary, missing=summary.missing + empty.missing)
-            return ColumnProfile(self.name, full.family, self.forced, **{
-                "numeric" if full.numeric is not None else "categories": summary})
+        if self.n == 0 or other.n == 0:  # an all-missing partition tells nothing of the type
+            full, empty = (other, self) if self.n == 0 else (self, other)
+            infinite = empty.numeric.infinite if empty.numeric is not None else 0
+            numeric = None if full.numeric is None else replace(
+                full.numeric, missing=full.numeric.missing + empty.missing, infinite=full.numeric.infinite + infinite,
+                _cache={})
+            categories = None if full.categories is None else replace(
+                full.categories, missing=full.categories.missing + empty.missing)
+            return ColumnProfile(self.name, full.family, self.forced, numeric, categories)
         family = self.family if self.family == other.family else _FAMILY_MERGE.get(
             frozenset({self.family, other.family}))
         if family is None or (self.numeric is None) != (other.numeric is None):
             raise InvalidParameterError(f"The column {self.name!r} is {self.family} in one profile and "
                                         f"{other.family} in the other, so the profiles cannot be merged. Make the "
                                         "column's type the same in every partition.")
-        if self.numeric is not None:
-            return ColumnProfile(self.name, family, self.forced, numeric=self.numeric.merge(other.numeric))
-        return ColumnProfile(self.name, family, self.forced, categories=self.categories.merge(other.categories))
+        if self.numeric is None:
+            return ColumnProfile(self.name, family, self.forced, categories=self.categories.merge(other.categories))
+        numeric = self.numeric.merge(other.numeric)
+        categories = _merge_counts(self.categories, other.categories, numeric.max_buckets) if family == "int" else None
+        return ColumnProfile(self.name, family, self.forced, numeric, categories)
 
     def to_dict(self) -> dict[str, Any]:
         "A JSON-serialisable dict."
@@ -110,8 +131,38 @@ class ColumnProfile:
                    NumericSketch.from_dict(d["numeric"]) if d.get("numeric") else None,
                    CategoryCounts.from_dict(d["categories"]) if d.get("categories") else None)
 
+    def check(self) -> None:
+        "Raise `ValueError` naming what is inconsistent (a damaged or hand-edited profile file)."
+        if isinstance(self.name, bool) or not isinstance(self.name, (str, int)):
+            raise ValueError(f"a column name must be a string or an integer, not {self.name!r}")
+        if self.family not in FAMILIES or self.forced not in (None, "numeric", "categorical"):
+            raise ValueError(f"column {self.name!r}: unknown family {self.family!r} or kind {self.forced!r}")
+        if self.numeric is None and self.categories is None:
+            raise ValueError(f"column {self.name!r} has neither a numeric nor a categorical summary")
+        for s in (self.numeric, self.categories):
+            if s is None:
+                continue
+            counts = np.asarray(s.counts)
+            values = s.keys if isinstance(s, NumericSketch) else s.values
+            if len(values) != len(counts) or (counts < 0).any() or s.missing < 0 or int(counts.sum()) != s.n:
+                raise ValueError(f"column {self.name!r}: the counts do not add up")
+        sk = self.numeric
+        if sk is not None and (not np.isfinite(sk.keys).all() or (np.diff(sk.keys) <= 0).any()):
+            raise ValueError(f"column {self.name!r}: the sketch's keys are not finite and increasing")
+
+
 # %% ../../nbs/02e_profile.ipynb #53a5d11b
 PROFILE_FORMAT = "mlops_wb.drift_profile"
+PROFILE_VERSION = 2  # 2: integer columns keep exact category counts beside their sketch
+MIN_BUCKETS = 32  # a sketch keeps every value of a column with up to PER_VALUE_BINS of them
+
+
+def _some_columns(profile: DriftProfile, func: str) -> DriftProfile:
+    "The profile, unless none of its columns could be profiled."
+    if not profile.columns:
+        raise InvalidParameterError(f"None of the columns passed to {func} can be profiled: "
+                                    + "; ".join(f"{k}: {v}" for k, v in profile.skipped.items()) + ".")
+    return profile
 
 
 @dataclass
@@ -125,7 +176,7 @@ class DriftProfile:
     @classmethod
     def fit(
         cls,
-        reference: pd.DataFrame,  # the reference data (or one partition of it), or a Dask DataFrame
+        reference: pd.DataFrame,  # the reference data, or a Dask DataFrame
         *,
         columns: list | None = None,  # the columns to profile (default: all with a supported dtype)
         categorical: list | None = None,  # columns to treat as categorical whatever their dtype
@@ -135,22 +186,34 @@ class DriftProfile:
     ) -> DriftProfile:
         "Summarise `reference` column by column (a Dask DataFrame partition by partition, on its cluster)."
         func = "DriftProfile.fit"
+        kwargs = dict(columns=columns, categorical=categorical, numerical=numerical, max_buckets=max_buckets)
         if is_dask_frame(reference):
-            kwargs = dict(columns=columns, categorical=categorical, numerical=numerical, max_buckets=max_buckets)
             from dask.dataframe.utils import make_meta
 
-            cls.fit(make_meta(reference), **kwargs)  # the arguments checked against the columns, before any task runs
+            cls.fit_partition(make_meta(reference), **kwargs)  # the arguments checked before any task runs
             part = reference if columns is None else reference[list(columns)]
-            return profile_partitions(part, fit=functools.partial(cls.fit, **kwargs), merge=cls.merge,
-                                      merge_all=cls.merge_all, progress=progress, func=func)
-        check_frame(reference, "reference", func, allow_no_rows=True)  # an empty partition gives an empty profile
-        if isinstance(max_buckets, bool) or not isinstance(max_buckets, int) or not 16 <= max_buckets <= 10**6:
-            raise invalid_parameter(func, "max_buckets", "an integer in [16, 1000000]", max_buckets)
-        names = resolve_columns(list(reference.columns), list(reference.columns), columns, func)
+            profile = profile_partitions(part, fit=functools.partial(cls.fit_partition, **kwargs), merge=cls.merge,
+                                         merge_all=cls.merge_all, progress=progress, func=func)
+            if profile.n_rows == 0:
+                raise InvalidParameterError(f"The Dask DataFrame passed to {func} has no rows in any of its "
+                                            f"{reference.npartitions} partitions. Profile the reference data, with rows.")
+            return _some_columns(profile, func)
+        check_frame(reference, "reference", func)  # a reference with no rows is refused
+        return _some_columns(cls.fit_partition(reference, **kwargs), func)
+
+    @classmethod
+    def fit_partition(cls, part: pd.DataFrame, *, columns: list | None = None, categorical: list | None = None,
+                      numerical: list | None = None, max_buckets: int = DEFAULT_MAX_BUCKETS) -> DriftProfile:
+        "The profile of one partition of the reference: like `fit`, but an empty partition gives an empty profile."
+        func = "DriftProfile.fit"
+        check_frame(part, "reference", func, allow_no_rows=True)
+        if isinstance(max_buckets, bool) or not isinstance(max_buckets, int) or not MIN_BUCKETS <= max_buckets <= 10**6:
+            raise invalid_parameter(func, "max_buckets", f"an integer in [{MIN_BUCKETS}, 1000000]", max_buckets)
+        names = resolve_columns(list(part.columns), list(part.columns), columns, func)
         forced = resolve_overrides(categorical, numerical, names, func)
         out, skipped = {}, {}
         for name in names:
-            series = reference[name]
+            series = part[name]
             family = column_family(series)
             kind = forced.get(name)
             if family in ("datetime", "other") and kind is None:
@@ -159,12 +222,17 @@ class DriftProfile:
             if kind == "numeric" and family not in NUMERIC_FAMILIES + ("bool",):
                 raise invalid_parameter(func, "numerical", "a list of integer or float columns", numerical,
                                         f"{name!r} is {family} ({series.dtype}).")
-            if kind == "numeric" or (family in NUMERIC_FAMILIES and kind != "categorical"):
-                s, missing = sorted_finite(series, func=func, side="reference")
-                out[name] = ColumnProfile(name, family, kind, numeric=NumericSketch.from_sorted(s, missing, max_buckets))
-            else:
-                out[name] = ColumnProfile(name, family, kind, categories=CategoryCounts.from_series(series))
-        return cls(out, len(reference), max_buckets, skipped)
+            key = int(name) if isinstance(name, np.integer) else name
+            if kind == "categorical" or (family not in NUMERIC_FAMILIES and kind is None):
+                out[key] = ColumnProfile(key, family, kind, categories=CategoryCounts.from_series(series))
+                continue
+            s, missing, infinite = sorted_finite(series, func=func, side="reference")
+            counts = None
+            if family == "int" and kind is None and series.nunique() <= max_buckets:
+                counts = CategoryCounts.from_series(series)  # exact, past 2**53 too (float64 keys are not)
+            out[key] = ColumnProfile(key, family, kind, NumericSketch.from_sorted(s, missing, max_buckets, infinite),
+                                     counts)
+        return cls(out, len(part), max_buckets, skipped)
 
     @property
     def kinds(self) -> dict[Any, str]:
@@ -202,17 +270,14 @@ class DriftProfile:
 
     def to_dict(self) -> dict[str, Any]:
         "A JSON-serialisable dict."
-        return {"format": PROFILE_FORMAT, "version": 1, "n_rows": self.n_rows, "max_buckets": self.max_buckets,
-                "skipped": dict(self.skipped), "columns": [c.to_dict() for c in self.columns.values()]}
+        return {"format": PROFILE_FORMAT, "version": PROFILE_VERSION, "n_rows": self.n_rows,
+                "max_buckets": self.max_buckets, "skipped": dict(self.skipped),
+                "columns": [c.to_dict() for c in self.columns.values()]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DriftProfile:
-        "The inverse of `to_dict`."
-        if not isinstance(d, dict) or d.get("format") != PROFILE_FORMAT:
-            raise InvalidParameterError("This is not a drift profile: expected a dict with format "
-                                        f"{PROFILE_FORMAT!r}, as written by DriftProfile.to_json or save.")
-        cols = [ColumnProfile.from_dict(c) for c in d["columns"]]
-        return cls({c.name: c for c in cols}, int(d["n_rows"]), int(d["max_buckets"]), dict(d.get("skipped", {})))
+        "The inverse of `to_dict` (version 1 files too); a damaged or foreign dict is a clear error."
+        return profile_from_dict(d)
 
     def to_json(self, indent: int | None = None) -> str:
         "The profile as JSON text."
@@ -228,22 +293,71 @@ class DriftProfile:
         return cls.from_dict(data)
 
     def save(self, path: str | os.PathLike) -> Path:
-        "Write the profile to a JSON file."
-        p = Path(path)
-        p.write_text(self.to_json(), encoding="utf-8")
-        return p
+        "Write the profile to a JSON file (its folder must exist); nothing is left half-written on failure."
+        return write_text(path, self.to_json(), what="the drift profile")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DriftProfile:
         "Read a profile written by `save`."
         p = Path(path)
         if not p.is_file():
-            raise InvalidParameterError(f"No drift profile at {str(p)!r}: expected a JSON file written by "
-                                        "DriftProfile.save.")
-        return cls.from_json(p.read_text(encoding="utf-8"))
+            raise NotFoundError(f"No drift profile at {str(p)!r}: expected a JSON file written by DriftProfile.save "
+                                "(or mlops-wb drift-profile).")
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidParameterError(f"Cannot read the drift profile {str(p)!r}: {e}.") from None
+        return cls.from_json(text)
 
     def __repr__(self) -> str:
         kinds = list(self.kinds.values())
         sketched = sum(1 for c in self.columns.values() if c.numeric is not None and not c.numeric.exact)
         return (f"DriftProfile({len(self.columns)} columns: {kinds.count('numeric')} numeric, "
                 f"{kinds.count('categorical')} categorical; {self.n_rows:,} rows; {sketched} sketched)")
+
+
+# %% ../../nbs/02e_profile.ipynb #329f7276
+def _upgrade(d: dict[str, Any]) -> dict[str, Any]:
+    "A version-1 profile as version 2: integer columns get the exact counts that version 1 derived from the sketch."
+    cols = []
+    for c in d["columns"]:
+        col = ColumnProfile.from_dict(c)
+        if col.family == "int" and col.categories is None and col.numeric is not None and col.numeric.exact:
+            col.categories = col.numeric.as_categories(integer=True)
+        cols.append(col.to_dict())
+    return {**d, "columns": cols, "version": PROFILE_VERSION}
+
+
+def _checked(d: dict[str, Any]) -> DriftProfile:
+    "Parse and check a profile dict; raise TypeError, ValueError or KeyError on anything inconsistent."
+    if not isinstance(d["columns"], list) or not d["columns"]:
+        raise ValueError("'columns' must be a non-empty list of column summaries")
+    d = _upgrade(d) if d.get("version", 1) == 1 else d
+    cols = [ColumnProfile.from_dict(c) for c in d["columns"]]
+    for c in cols:
+        c.check()
+    names = [c.name for c in cols]
+    if len(set(names)) < len(names):
+        raise ValueError("a column is listed twice")
+    profile = DriftProfile({c.name: c for c in cols}, int(d["n_rows"]), int(d["max_buckets"]),
+                           {str(k): str(v) for k, v in dict(d.get("skipped") or {}).items()})
+    if profile.n_rows < max(c.n + c.missing for c in cols):
+        raise ValueError(f"n_rows ({profile.n_rows}) is less than a column's count of values")
+    return profile
+
+
+def profile_from_dict(d: Any) -> DriftProfile:
+    "A `DriftProfile` from `to_dict()`'s layout (version 1 or 2), checked: a damaged or foreign file is a clear error."
+    if not isinstance(d, dict) or d.get("format") != PROFILE_FORMAT:
+        raise InvalidParameterError("This is not a drift profile: expected a dict with format "
+                                    f"{PROFILE_FORMAT!r}, as written by DriftProfile.to_json or save.")
+    version = d.get("version", 1)
+    if version not in (1, PROFILE_VERSION) or isinstance(version, bool):
+        raise InvalidParameterError(f"This drift profile has version {version!r}; this mlops_wb reads versions 1 and "
+                                    f"{PROFILE_VERSION}. Upgrade mlops_wb, or fit the profile again.")
+    try:
+        return _checked(d)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"no {e} entry" if isinstance(e, KeyError) else str(e)
+        raise InvalidParameterError(f"This drift profile is damaged ({what}). Fit it again with DriftProfile.fit "
+                                    "(or mlops-wb drift-profile) and save it; do not edit the file by hand.") from None

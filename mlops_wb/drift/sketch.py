@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core import InvalidParameterError
 from .stats import bin_counts, interpolate, ks_p_value, quantile_positions
-from .data import CategoryCounts
+from .data import CategoryCounts, value_runs
 
 # %% auto #0
 __all__ = ['DEFAULT_MAX_BUCKETS', 'pseudo_log', 'pseudo_exp', 'NumericSketch', 'sketch_cdf']
@@ -49,14 +49,6 @@ def pseudo_exp(t: np.ndarray) -> np.ndarray:
     return np.copysign(x, t)
 
 # %% ../../nbs/02c_sketch.ipynb #505d8269
-def _runs(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "Distinct values of a sorted array and how often each occurs (-0.0 counted as 0.0)."
-    if len(s) == 0:
-        return np.zeros(0), np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
-    return s[starts] + 0.0, np.diff(np.concatenate([starts, [len(s)]])).astype(np.int64)
-
-
 def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Sort (key, count) pairs by key and add the counts of equal keys."
     order = np.argsort(keys, kind="stable")
@@ -109,11 +101,14 @@ def _finest_scale(x: np.ndarray, shift: int, lowest: int, cap: int) -> int:
     return hi
 
 # %% ../../nbs/02c_sketch.ipynb #dccfec20
-def _num(v: float) -> float | None:
-    return None if v is None or v != v else float(v)
+def _num(v: float) -> float | str | None:
+    "A float for strict JSON: NaN as None, and the moments of values near 1e308, which overflow, as '-inf'/'inf'."
+    if v is None or v != v:
+        return None
+    return float(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf")
 
 
-def _unnum(v: float | None) -> float:
+def _unnum(v: float | str | None) -> float:
     return float("nan") if v is None else float(v)
 
 
@@ -130,6 +125,7 @@ class NumericSketch:
     counts: np.ndarray
     scale: int | None = None
     max_buckets: int = DEFAULT_MAX_BUCKETS
+    infinite: int = 0  # infinite values, counted among the missing ones
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -143,16 +139,18 @@ class NumericSketch:
         return math.sqrt(self.m2 / self.n) if self.n else float("nan")
 
     @classmethod
-    def from_sorted(cls, s: np.ndarray, missing: int = 0, max_buckets: int = DEFAULT_MAX_BUCKETS) -> NumericSketch:
-        "Summarise sorted finite values."
+    def from_sorted(cls, s: np.ndarray, missing: int = 0, max_buckets: int = DEFAULT_MAX_BUCKETS,
+                    infinite: int = 0) -> NumericSketch:
+        "Summarise sorted finite values (`missing` values left out, `infinite` of them infinite)."
         if len(s) == 0:
             return cls(0, missing, float("nan"), 0.0, float("nan"), float("nan"), np.zeros(0),
-                       np.zeros(0, dtype=np.int64), None, max_buckets)
-        mean = float(np.mean(s))
-        m2 = float(np.var(s)) * len(s)
-        values, counts = _runs(s)
+                       np.zeros(0, dtype=np.int64), None, max_buckets, infinite)
+        with np.errstate(over="ignore", invalid="ignore"):  # |x| near 1e308: the moments overflow to inf, as numpy's
+            mean = float(np.mean(s))
+            m2 = float(np.var(s)) * len(s)
+        values, counts = value_runs(s)
         return cls(len(s), missing, mean, m2, float(s[0]) + 0.0, float(s[-1]) + 0.0, values, counts, None,
-                   max_buckets)._compact()
+                   max_buckets, infinite)._compact()
 
     def _compact(self) -> NumericSketch:
         "Coarsen to the finest grid with at most `max_buckets` buckets (no-op when already small enough)."
@@ -176,13 +174,15 @@ class NumericSketch:
                                         f"{other.max_buckets}: fit every partition with the same max_buckets.")
         if other.n == 0 or self.n == 0:
             base, empty = (self, other) if other.n == 0 else (other, self)
-            return replace(base, missing=base.missing + empty.missing, _cache={})
+            return replace(base, missing=base.missing + empty.missing, infinite=base.infinite + empty.infinite,
+                           _cache={})
         n = self.n + other.n
         delta = other.mean - self.mean
         mean = self.mean + delta * other.n / n
         m2 = self.m2 + other.m2 + delta * delta * self.n * other.n / n
         common = dict(n=n, missing=self.missing + other.missing, mean=mean, m2=m2, min=min(self.min, other.min),
-                      max=max(self.max, other.max), max_buckets=self.max_buckets)
+                      max=max(self.max, other.max), max_buckets=self.max_buckets,
+                      infinite=self.infinite + other.infinite)
         if self.exact and other.exact:
             keys, counts = _sum_by_key(np.concatenate([self.keys, other.keys]),
                                        np.concatenate([self.counts, other.counts]))
@@ -196,14 +196,18 @@ class NumericSketch:
         "A JSON-serialisable dict (NaN as None)."
         return {"n": self.n, "missing": self.missing, "mean": _num(self.mean), "m2": _num(self.m2),
                 "min": _num(self.min), "max": _num(self.max), "scale": self.scale, "max_buckets": self.max_buckets,
-                "keys": self.keys.tolist(), "counts": self.counts.tolist()}
+                "keys": self.keys.tolist(), "counts": self.counts.tolist(), "infinite": self.infinite}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NumericSketch:
         "The inverse of `to_dict`."
         return cls(int(d["n"]), int(d["missing"]), _unnum(d["mean"]), _unnum(d["m2"]), _unnum(d["min"]),
                    _unnum(d["max"]), np.asarray(d["keys"], dtype=np.float64), np.asarray(d["counts"], dtype=np.int64),
-                   None if d["scale"] is None else int(d["scale"]), int(d["max_buckets"]))
+                   None if d["scale"] is None else int(d["scale"]), int(d["max_buckets"]), int(d.get("infinite", 0)))
+
+    def value_counts(self, limit: int) -> tuple[np.ndarray, np.ndarray] | None:
+        "(distinct values, counts) while the sketch is exact with at most `limit` values, else None."
+        return (self.keys, self.counts) if self.exact and len(self.keys) <= limit else None
 
     # The same questions `SortedSample` answers; the implementations follow below.
     def ks(self, current: np.ndarray) -> tuple[float, float, float]:
@@ -269,7 +273,7 @@ def sketch_cdf(sk: NumericSketch, x: np.ndarray, side: str = "right") -> np.ndar
 def _sketch_ks(sk: NumericSketch, current: np.ndarray) -> tuple[float, float, float]:
     n1, n2 = sk.n, len(current)
     lo, hi, before, c = _knots(sk)
-    v, cnt = _runs(current)
+    v, cnt = value_runs(current)
     cum2 = np.cumsum(cnt).astype(np.float64)
     pts = np.concatenate([lo, hi])
     gaps = [sketch_cdf(sk, v, "right") / n1 - cum2 / n2, sketch_cdf(sk, v, "left") / n1 - (cum2 - cnt) / n2,
@@ -284,7 +288,7 @@ def _sketch_ks(sk: NumericSketch, current: np.ndarray) -> tuple[float, float, fl
 def _sketch_wasserstein(sk: NumericSketch, current: np.ndarray) -> tuple[float, float]:
     n1, n2 = sk.n, len(current)
     lo, hi, before, c = _knots(sk)
-    v, cnt = _runs(current)
+    v, cnt = value_runs(current)
     pts = np.unique(np.concatenate([lo, hi]))
     at = np.searchsorted(v, pts)
     ev = np.insert(v, at, pts)  # every value where either CDF bends, sorted
