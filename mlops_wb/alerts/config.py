@@ -65,8 +65,9 @@ class AlertConfig:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        "The secret values (and token-bearing URLs), to scrub from anything recorded or logged."
-        return tuple(s for s in (self.webhook_secret, self.smtp_password, self.slack_url, *self.webhook_urls) if s)
+        "The secret values (and the Slack URL, which holds a token), to scrub from anything recorded or logged."
+        slack = self.slack_url if self.slack_url and redact_url(self.slack_url) != self.slack_url else None
+        return tuple(s for s in (self.webhook_secret, self.smtp_password, slack) if s)
 
 
 def alert_config(settings: Settings | None = None) -> AlertConfig:

@@ -18,7 +18,8 @@ __all__ = ['COMMAND_MODULES', 'load_commands', 'main']
 # %% ../../nbs/09_cli.ipynb #caec3e7f
 # Modules that add their own commands to `app`, loaded by `main`.
 COMMAND_MODULES: tuple[str, ...] = ("mlops_wb.cli.data", "mlops_wb.cli.drift", "mlops_wb.cli.tracking",
-                                    "mlops_wb.cli.registry", "mlops_wb.cli.pipelines", "mlops_wb.cli.server")
+                                    "mlops_wb.cli.registry", "mlops_wb.cli.pipelines", "mlops_wb.cli.server",
+                                    "mlops_wb.cli.monitor", "mlops_wb.cli.gate", "mlops_wb.cli.alerts")
 
 
 def load_commands() -> Any:
