@@ -148,3 +148,29 @@ def demo_project(tmp_path_factory) -> Path:
     (root / "demo-first-run.log").write_text(r.stdout + "\n" + r.stderr)
     assert r.returncode == 0, f"mlops-wb demo failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
     return root
+
+
+@pytest.fixture
+def http_receiver():
+    "A real HTTP server on 127.0.0.1 that records alerts and verifies webhook signatures (see alert_receivers.py)."
+    from alert_receivers import HttpReceiver
+
+    receiver = HttpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def smtp_receiver():
+    "A factory of real SMTP servers (aiosmtpd) on free ports of 127.0.0.1, stopped after the test."
+    from alert_receivers import SmtpReceiver
+
+    started = []
+
+    def start(**kwargs):
+        started.append(SmtpReceiver(free_port(), **kwargs))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.stop()
