@@ -22,7 +22,7 @@ from ..core import MlopsWbError, NotFoundError, TrackingError, client_uri, escap
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'GATES_ARTIFACT', 'GATES_PASSED_TAG', 'GATES_FAILED_TAG', 'GATES_SHA_TAG', 'GATES_LOGGED_TAG',
            'GATES_CI_TAG', 'GateCheck', 'verdict', 'higher_is_better', 'jsonable', 'GateReport', 'GateFailedError',
-           'ci_job', 'gate_summary', 'read_gate_report', 'download']
+           'ci_job', 'gate_summary', 'read_gate_report', 'download', 'run_model_uri']
 
 # %% ../../nbs/05a_report.ipynb #4fa1309b
 @dataclass
@@ -281,6 +281,17 @@ def download(client: Any, dst: str, **where: Any) -> str:
             os.environ.pop(key, None)
         else:
             os.environ[key] = old
+
+
+def run_model_uri(client: Any, uri: str) -> str:
+    "Where a runs:/<id>/<name> URI's model lives: the run's logged model of that name (MLflow 3), else the run's files."
+    if not uri.startswith("runs:/"):
+        return uri
+    run_id, _, path = uri[len("runs:/"):].partition("/")
+    run = client.get_run(run_id)
+    found = [m for m in client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+             if m.name == path.strip("/")]
+    return found[0].artifact_location if found else f"{run.info.artifact_uri.rstrip('/')}/{path}"
 
 
 def _load_text(client: Any, run_id: str, path: str) -> str:
