@@ -64,7 +64,8 @@ def log_champion(uri: str, train, name: str) -> str:
     finally:
         mlflow.set_tracking_uri(old)
     client.create_registered_model(name)
-    client.create_model_version(name, info.model_uri, run_id=run.info.run_id)
+    client.create_model_version(name, client.get_logged_model(info.model_id).artifact_location,
+                                run_id=run.info.run_id, model_id=info.model_id)
     client.set_registered_model_alias(name, "champion", "1")
     return f"models:/{name}@champion"
 
