@@ -640,6 +640,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'mlops_wb.gates.report.jsonable': ('report.html#jsonable', 'mlops_wb/gates/report.py'),
                                        'mlops_wb.gates.report.read_gate_report': ( 'report.html#read_gate_report',
                                                                                    'mlops_wb/gates/report.py'),
+                                       'mlops_wb.gates.report.run_model_uri': ('report.html#run_model_uri', 'mlops_wb/gates/report.py'),
                                        'mlops_wb.gates.report.verdict': ('report.html#verdict', 'mlops_wb/gates/report.py')},
             'mlops_wb.monitor.batch': { 'mlops_wb.monitor.batch.BatchSource': ( 'monitor_batch.html#batchsource',
                                                                                 'mlops_wb/monitor/batch.py'),
