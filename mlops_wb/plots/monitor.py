@@ -46,8 +46,9 @@ def drift_history_figure(history: pd.DataFrame, *, cap: float = 3.0, max_columns
     summary = history.drop_duplicates(["run_id", "source"])
     cols = data.groupby("column", sort=False)["score"].max().fillna(-1).sort_values(ascending=False).index
     cols = list(cols[:max_columns])
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.35, 0.65],
-                        subplot_titles=("Share of drifted columns per batch", "Drift score per column (dots: drifted)"))
+    height = 330 + 26 * len(cols)
+    top = 210 / (height - 110)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.05, row_heights=[top, 1 - top])
     for source, colour in (("data", CALM_COLOR), ("prediction", PREDICTION_COLOR)):
         s = summary[summary["source"] == source]
         if s.empty:
@@ -69,17 +70,19 @@ def drift_history_figure(history: pd.DataFrame, *, cap: float = 3.0, max_columns
     fig.add_trace(go.Heatmap(
         z=np.minimum(z.to_numpy(dtype=float), cap), x=[labels[r] for r in z.columns], y=list(range(len(cols))),
         zmin=0, zmax=cap, colorscale=SCORE_SCALE, text=np.where(drifted, "&#9679;", ""), texttemplate="%{text}",
-        xgap=1, ygap=1, showscale=True, colorbar=dict(title="score", y=0.32, len=0.62, tickvals=[0, 1, 2, 3],
+        xgap=1, ygap=1, showscale=True, colorbar=dict(title="score", y=0, yanchor="bottom", len=1 - top, tickvals=[0, 1, 2, 3],
                                                         ticktext=["0", "1 (threshold)", "2", "3+"]),
         customdata=np.broadcast_to(np.array([str(c) for c in cols], dtype=object)[:, None], z.shape),
         hovertemplate="%{customdata}<br>%{x}<br>score %{z:.2f}<extra></extra>"), row=2, col=1)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], row=1, col=1)
+    fig.update_yaxes(tickformat=".0%", range=[-0.03, 1.05], title_text="columns drifted", row=1, col=1)
     fig.update_yaxes(tickmode="array", tickvals=list(range(len(cols))), ticktext=[escape(c) for c in cols],
                      autorange="reversed", automargin=True, row=2, col=1)
     fig.update_xaxes(type="category", row=2, col=1)
-    fig.update_layout(title=dict(text=f"Drift history{': ' + name if name else ''} ({len(order)} batches)", x=0.01),
-                      height=260 + 24 * len(cols), margin=dict(l=10, r=20, t=70, b=40),
-                      legend=dict(orientation="h", y=1.06, x=0.6), meta={"columns": [str(c) for c in cols]})
+    fig.update_layout(title=dict(text=f"Drift history{': ' + name if name else ''} ({len(order)} batches): the share "
+                                      "of drifted columns, and each column's drift score (dots: drifted)", x=0.01),
+                      height=height, margin=dict(l=10, r=20, t=70, b=40),
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.0, yanchor="bottom"),
+                      meta={"columns": [str(c) for c in cols]})
     return fig
 
 
