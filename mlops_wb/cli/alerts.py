@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -15,9 +16,14 @@ import typer
 from .base import app, handle_errors
 
 # %% auto #0
-__all__ = ['alerts_app', 'UriOpt', 'quiet_alert_log', 'alerts_test', 'alerts_list', 'alerts_retry']
+__all__ = ['alerts_app', 'UriOpt', 'quiet_mlflow', 'quiet_alert_log', 'alerts_test', 'alerts_list', 'alerts_retry']
 
 # %% ../../nbs/09j_alerts.ipynb #b1351fa7
+def quiet_mlflow() -> None:
+    "Keep MLflow from printing run links to stdout (against a server), which scripts read for results."
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
 @contextlib.contextmanager
 def quiet_alert_log() -> Iterator[None]:
     "Silence the alert modules' warnings while a command prints each delivery itself."
@@ -39,6 +45,7 @@ UriOpt = Annotated[str | None, typer.Option("--uri", help="Tracking URI (default
 def _client(uri: str | None) -> object | None:
     from mlops_wb.core import get_client
 
+    quiet_mlflow()
     return get_client(uri) if uri else None
 
 

@@ -123,9 +123,11 @@ def gate_cmd(
         raise typer.BadParameter("pass --candidate and --data to evaluate a model, or --from to read a logged report.",
                                  param_hint="--candidate")
     try:
+        from mlops_wb.cli.alerts import quiet_mlflow
         from mlops_wb.core import get_client, load_settings
         from mlops_wb.gates.ci import gate_junit, gate_markdown, logged_gate_report, write_step_summary
 
+        quiet_mlflow()
         settings = load_settings()
         client = get_client(uri, settings=settings)
         if source is not None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from .alerts import quiet_mlflow
 from .base import app, handle_errors
 
 # %% auto #0
@@ -85,6 +86,7 @@ def monitor_batch_cmd(
     from mlops_wb.monitor.labels import join_labels
     from mlops_wb.monitor.run import monitor_batch
 
+    quiet_mlflow()
     settings = load_settings()
     client = get_client(uri, settings=settings)
     with warnings.catch_warnings(), quiet_alert_log():
@@ -122,6 +124,7 @@ def monitor_reference_cmd(
     from mlops_wb.core import get_client, load_settings
     from mlops_wb.monitor.batch import log_reference, read_batch
 
+    quiet_mlflow()
     settings = load_settings()
     client = get_client(uri, settings=settings)
     frame, _ = read_batch(data)
@@ -144,6 +147,7 @@ def monitor_labels_cmd(
     from mlops_wb.core import get_client, load_settings
     from mlops_wb.monitor.labels import join_labels
 
+    quiet_mlflow()
     settings = load_settings()
     perf = join_labels(labels, key=key, target=target, name=name, settings=settings,
                        client=get_client(uri, settings=settings))
@@ -168,6 +172,7 @@ def monitor_history_cmd(
     from mlops_wb.core import get_client, load_settings
     from mlops_wb.monitor.history import batch_summary, drift_history
 
+    quiet_mlflow()
     settings = load_settings()
     hist = drift_history(name, experiment=experiment, settings=settings, client=get_client(uri, settings=settings))
     table = hist if columns else batch_summary(hist)
