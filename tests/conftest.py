@@ -167,3 +167,29 @@ def postgres_uri(tmp_path_factory):
     finally:
         stop_postgres(folder, remove=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def http_receiver():
+    "A real HTTP server on 127.0.0.1 that records alerts and verifies webhook signatures (see alert_receivers.py)."
+    from alert_receivers import HttpReceiver
+
+    receiver = HttpReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def smtp_receiver():
+    "A factory of real SMTP servers (aiosmtpd) on free ports of 127.0.0.1, stopped after the test."
+    from alert_receivers import SmtpReceiver
+
+    started = []
+
+    def start(**kwargs):
+        started.append(SmtpReceiver(free_port(), **kwargs))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.stop()

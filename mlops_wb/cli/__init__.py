@@ -21,11 +21,13 @@ __all__ = ['COMMAND_MODULES', 'COMMANDS', 'command_of', 'load_commands', 'usage_
 # %% ../../nbs/09_cli.ipynb #caec3e7f
 # Modules that add their own commands to `app`, loaded by `main`.
 COMMAND_MODULES: tuple[str, ...] = ("mlops_wb.cli.data", "mlops_wb.cli.drift", "mlops_wb.cli.tracking",
-                                    "mlops_wb.cli.registry", "mlops_wb.cli.pipelines", "mlops_wb.cli.server")
+                                    "mlops_wb.cli.registry", "mlops_wb.cli.pipelines", "mlops_wb.cli.server",
+                                    "mlops_wb.cli.monitor", "mlops_wb.cli.gate", "mlops_wb.cli.alerts")
 # Where some commands live, so that running one imports only its module (tests/test_cli.py checks every entry).
 # A command missing here still works: its invocation loads every module.
 COMMANDS: dict[str, str] = {"init": "mlops_wb.cli.base", "info": "mlops_wb.cli.base",
-                            **dict.fromkeys(("run", "pipeline", "reproduce", "sweep", "demo"), "mlops_wb.cli.pipelines")}
+                            **dict.fromkeys(("run", "pipeline", "reproduce", "sweep", "demo"), "mlops_wb.cli.pipelines"),
+                            "monitor": "mlops_wb.cli.monitor", "gate": "mlops_wb.cli.gate", "alerts": "mlops_wb.cli.alerts"}
 
 
 def command_of(args: list[str]) -> str | None:

@@ -175,10 +175,23 @@ def _root(
 @handle_errors
 def init(
     folder: Annotated[Path, typer.Argument(help="Where to write settings.ini (default: the current folder).")] = Path("."),
+    ci: Annotated[str | None, typer.Option("--ci", metavar="github|gitlab", help=(
+        "Also write a CI workflow that runs pipeline.yaml and the gate on every change and the monitor on a schedule: "
+        ".github/workflows/mlops.yml or .gitlab-ci.yml (and a starter pipeline.yaml).")), ] = None,
 ) -> None:
     "Write a commented settings.ini with every key at its default. Never overwrites an existing one."
-    path = write_default_settings(folder)
-    typer.echo(f"Wrote {path}. Every key is at its default; edit what you need.")
+    if ci is not None and ci not in ("github", "gitlab"):
+        raise typer.BadParameter(f"{ci!r} is not a CI system: use github or gitlab.", param_hint="--ci")
+    if ci is None or not (folder / "settings.ini").exists():
+        path = write_default_settings(folder)
+        typer.echo(f"Wrote {path}. Every key is at its default; edit what you need.")
+    if ci is not None:
+        from mlops_wb.gates.ci import write_ci
+
+        for p in write_ci(ci, folder):
+            typer.echo(f"Wrote {p}.")
+        typer.echo("Set the tracking server and the secrets as CI variables (see the comments at the top of the "
+                   "workflow), then commit these files.")
 
 
 @app.command()

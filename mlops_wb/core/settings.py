@@ -15,8 +15,8 @@ from typing import Any
 from .errors import InvalidParameterError, NotFoundError, SettingsError
 
 # %% auto #0
-__all__ = ['SETTINGS_SPECS', 'SETTINGS_SECTIONS', 'SETTINGS_FILE', 'SETTINGS_ENV', 'SettingSpec', 'parse_setting',
-           'find_settings_file', 'project_root', 'Settings', 'load_settings', 'default_settings_text',
+__all__ = ['SETTINGS_SPECS', 'SETTINGS_SECTIONS', 'SECRET_WORDS', 'SECRET_ENVS', 'SETTINGS_FILE', 'SETTINGS_ENV', 'SettingSpec',
+           'parse_setting', 'find_settings_file', 'project_root', 'Settings', 'load_settings', 'default_settings_text',
            'write_default_settings']
 
 # %% ../../nbs/00c_settings.ipynb #b10a5a7a
@@ -103,12 +103,45 @@ SETTINGS_SPECS: tuple[SettingSpec, ...] = (
     _S("approval", "auto_approve", False, "bool",
        "Let pipelines approve their own candidates (for demos only; gates must still pass)."),
 )
+# Alerts and the monitor. Secrets (the webhook signing key, the SMTP password) come from the environment only.
+SETTINGS_SPECS += (
+    _S("alerts", "channels", (), "list",
+       "Where alerts go: any of webhook, slack, email. Empty: no alert is sent."),
+    _S("alerts", "events", ("drift", "gate_failed", "pending_approval", "promotion", "rollback"), "list",
+       "The events that send an alert: drift, gate_failed, pending_approval, promotion, rollback."),
+    _S("alerts", "webhook_urls", (), "list",
+       "URLs that receive each alert as JSON, signed with $MLOPS_WB_WEBHOOK_SECRET (HMAC-SHA256)."),
+    _S("alerts", "slack_webhook_url", "", "str",
+       "A Slack (or compatible) incoming-webhook URL. It holds a token: prefer $MLOPS_WB_SLACK_WEBHOOK_URL, which wins."),
+    _S("alerts", "smtp_host", "", "str", "The SMTP server that sends alert e-mails."),
+    _S("alerts", "smtp_port", 0, "int", "Its port; 0: 465 for ssl, 587 for starttls, 25 for none.", 0, 65535),
+    _S("alerts", "smtp_security", "starttls", "choice",
+       "How the SMTP connection is encrypted: starttls, ssl (implicit TLS) or none.", choices=("starttls", "ssl", "none")),
+    _S("alerts", "smtp_user", "", "str", "The SMTP login; its password comes from $MLOPS_WB_SMTP_PASSWORD. Empty: no login."),
+    _S("alerts", "email_from", "", "str", "The sender address of alert e-mails."),
+    _S("alerts", "email_to", (), "list", "The addresses that receive every alert e-mail."),
+    _S("alerts", "approver_emails", (), "list",
+       "The approvers' addresses: pending_approval e-mails go to them (empty: to email_to)."),
+    _S("alerts", "retries", 3, "int", "How many times a failed delivery is tried again.", 0, 20),
+    _S("alerts", "backoff", 1.0, "float", "Seconds before the first retry; the wait doubles after each.", 0.0, 600.0),
+    _S("alerts", "timeout", 10.0, "float", "Seconds one delivery attempt may take.", 0.0, 600.0, True),
+    _S("alerts", "experiment", "mlops_wb alerts", "str", "The MLflow experiment where undelivered alerts are recorded."),
+    _S("monitor", "experiment", "mlops_wb monitor", "str", "The MLflow experiment of `mlops-wb monitor` runs."),
+    _S("monitor", "name", "", "str",
+       "The monitored stream, one drift history per name. Empty: [registry] model_name."),
+    _S("monitor", "reference", "", "str",
+       "The reference profile: a runs:/ URI, a run id, or a profile or data file. Empty: pass --reference."),
+    _S("monitor", "key", "", "str", "The column that identifies a row, to join labels that arrive later."),
+)
 
 SETTINGS_SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS_SPECS))
 
 # %% ../../nbs/00c_settings.ipynb #749bd662
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential", "private_key")
+SECRET_ENVS = ("MLOPS_WB_WEBHOOK_SECRET (the webhook signing key)", "MLOPS_WB_SMTP_PASSWORD (the SMTP password)",
+               "MLOPS_WB_SLACK_WEBHOOK_URL (the Slack URL)", "MLFLOW_TRACKING_PASSWORD (the tracking server)")
 
 
 def _spec(section: str, key: str) -> SettingSpec:
@@ -118,6 +151,9 @@ def _spec(section: str, key: str) -> SettingSpec:
     if section not in SETTINGS_SECTIONS:
         raise SettingsError(f"Unknown settings section [{section}]. Expected one of: "
                             + ", ".join(f"[{x}]" for x in SETTINGS_SECTIONS) + ".")
+    if any(word in key.lower() for word in SECRET_WORDS):
+        raise SettingsError(f"settings.ini never holds secrets, and the key '{key}' in section [{section}] looks like "
+                            "one. Delete it and put the secret in the environment: " + ", ".join(SECRET_ENVS) + ".")
     keys = ", ".join(s.key for s in SETTINGS_SPECS if s.section == section)
     raise SettingsError(f"Unknown settings key '{key}' in section [{section}]. Expected one of: {keys}. "
                         "Check the spelling, or run `mlops-wb init` in an empty folder to see every key.")

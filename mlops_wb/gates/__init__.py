@@ -8,3 +8,4 @@ __all__ = []
 # %% ../../nbs/05_gates.ipynb #afed10ee
 from .report import *  # noqa: F403
 from .evaluate import *  # noqa: F403
+from .ci import *  # noqa: F403

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import Settings, TrackingError, check_choice, get_client, invalid_parameter, load_settings
-from .report import GateCheck, GateReport, jsonable, verdict, download, higher_is_better
+from .report import GateCheck, GateReport, download, higher_is_better, jsonable, run_model_uri, verdict
 
 # %% auto #0
 __all__ = ['SCHEMA_CHECKS', 'load_predictor', 'model_features', 'compute_metrics', 'check_min_metrics', 'check_improvement',
@@ -45,7 +45,7 @@ def load_predictor(model: Any, *, client: Any = None) -> tuple[Any, str]:
             else:
                 version = client.get_model_version_by_alias(name, alias).version
             uri = client.get_model_version_download_uri(name, str(version))
-        local = download(client, tempfile.mkdtemp(prefix="mlops_wb-"), artifact_uri=uri)
+        local = download(client, tempfile.mkdtemp(prefix="mlops_wb-"), artifact_uri=run_model_uri(client, uri))
         try:
             return mlflow.sklearn.load_model(local), model
         except Exception:  # no sklearn flavor: use the generic one

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..core import NotFoundError, TrackingError, client_uri, escape, get_client
+from ..core import MlopsWbError, NotFoundError, TrackingError, client_uri, escape, get_client
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'GATES_ARTIFACT', 'GATES_PASSED_TAG', 'GATES_FAILED_TAG', 'GATES_SHA_TAG', 'GateCheck', 'verdict',
-           'higher_is_better', 'jsonable', 'GateReport', 'gate_summary', 'read_gate_report', 'download']
+__all__ = ['LOWER_IS_BETTER', 'GATES_ARTIFACT', 'GATES_PASSED_TAG', 'GATES_FAILED_TAG', 'GATES_SHA_TAG', 'GATES_LOGGED_TAG',
+           'GATES_CI_TAG', 'GateCheck', 'verdict', 'higher_is_better', 'jsonable', 'GateReport', 'GateFailedError',
+           'ci_job', 'gate_summary', 'read_gate_report', 'download', 'run_model_uri']
 
 # %% ../../nbs/05a_report.ipynb #4fa1309b
 @dataclass
@@ -170,11 +171,40 @@ class GateReport:
     def __repr__(self) -> str:
         return f"GateReport({self.candidate}: {self.summary()})"
 
+# %% ../../nbs/05a_report.ipynb #b8d3f1a2
+class GateFailedError(MlopsWbError, RuntimeError):
+    "A candidate failed one or more quality gates."
+
+
+def _raise_if_failed(self: GateReport) -> GateReport:
+    "Raise `GateFailedError` when a check failed; return the report otherwise."
+    if self.passed:
+        return self
+    bad = [c for c in self.checks if c.passed is False]
+    what = "; ".join(f"{c.name} = {_fmt(c.value)} (must be {c.op} {_fmt(c.threshold)})" for c in bad)
+    raise GateFailedError(f"{self.candidate} failed {len(bad)} of {len(self.checks)} quality gates: {what}. "
+                          "It must not be approved; see the gate report for the evidence.")
+
+
+GateReport.raise_if_failed = _raise_if_failed
+
 # %% ../../nbs/05a_report.ipynb #7825d7c8
 GATES_ARTIFACT = "gates/gate_report.json"
 GATES_PASSED_TAG = "mlops_wb.gates.passed"
 GATES_FAILED_TAG = "mlops_wb.gates.failed"
 GATES_SHA_TAG = "mlops_wb.gates.sha256"
+GATES_LOGGED_TAG = "mlops_wb.gates.logged"  # when the report was logged (UTC, ISO 8601)
+GATES_CI_TAG = "mlops_wb.gates.ci_job"  # the CI job that logged it, when one did (see `ci_job`)
+
+
+def ci_job() -> str | None:
+    "The CI job this process runs in ('github:<repo>/<run id>/<attempt>', 'gitlab:<project>/<pipeline id>'), else None."
+    env = os.environ
+    if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_RUN_ID"):
+        return f"github:{env.get('GITHUB_REPOSITORY', '')}/{env['GITHUB_RUN_ID']}/{env.get('GITHUB_RUN_ATTEMPT', '1')}"
+    if env.get("GITLAB_CI") == "true" and env.get("CI_PIPELINE_ID"):
+        return f"gitlab:{env.get('CI_PROJECT_PATH', '')}/{env['CI_PIPELINE_ID']}"
+    return None
 
 
 def _log_report(self: GateReport, run_id: str, *, client: Any = None) -> str:
@@ -193,7 +223,9 @@ def _log_report(self: GateReport, run_id: str, *, client: Any = None) -> str:
         if c.passed is not None:
             metrics.append(Metric(f"gates.{c.name}.passed", float(c.passed), ts, 0))
     tags = [RunTag(GATES_PASSED_TAG, str(self.passed).lower()), RunTag(GATES_FAILED_TAG, ",".join(self.failed)),
-            RunTag(GATES_SHA_TAG, sha)]
+            RunTag(GATES_SHA_TAG, sha), RunTag(GATES_LOGGED_TAG, datetime.now(timezone.utc).isoformat())]
+    if ci_job():
+        tags.append(RunTag(GATES_CI_TAG, ci_job()))
     try:
         client.log_text(run_id, text, GATES_ARTIFACT)  # the artifact first: the tags point at it
         client.log_batch(run_id, metrics=metrics, tags=tags)
@@ -249,6 +281,17 @@ def download(client: Any, dst: str, **where: Any) -> str:
             os.environ.pop(key, None)
         else:
             os.environ[key] = old
+
+
+def run_model_uri(client: Any, uri: str) -> str:
+    "Where a runs:/<id>/<name> URI's model lives: the run's logged model of that name (MLflow 3), else the run's files."
+    if not uri.startswith("runs:/"):
+        return uri
+    run_id, _, path = uri[len("runs:/"):].partition("/")
+    run = client.get_run(run_id)
+    found = [m for m in client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'")
+             if m.name == path.strip("/")]
+    return found[0].artifact_location if found else f"{run.info.artifact_uri.rstrip('/')}/{path}"
 
 
 def _load_text(client: Any, run_id: str, path: str) -> str:
