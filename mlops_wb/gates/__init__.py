@@ -7,5 +7,6 @@ __all__ = []
 
 # %% ../../nbs/05_gates.ipynb #afed10ee
 from .report import *  # noqa: F403
+from .predict import *  # noqa: F403
 from .evaluate import *  # noqa: F403
 from .ci import *  # noqa: F403

@@ -6,109 +6,18 @@
 from __future__ import annotations
 
 import math
-import tempfile
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..core import Settings, TrackingError, check_choice, get_client, invalid_parameter, load_settings
-from .report import GateCheck, GateReport, download, higher_is_better, jsonable, run_model_uri, verdict
+from ..core import Settings, check_choice, get_client, invalid_parameter, load_settings
+from .report import GateCheck, GateReport, higher_is_better, jsonable, verdict
+from .predict import compute_metrics, load_predictor, model_features, predict_task
 
 # %% auto #0
-__all__ = ['SCHEMA_CHECKS', 'load_predictor', 'model_features', 'compute_metrics', 'check_min_metrics', 'check_improvement',
-           'check_slices', 'check_fairness', 'check_robustness', 'check_data', 'evaluate_candidate']
-
-# %% ../../nbs/05b_evaluate.ipynb #98cef857
-def load_predictor(model: Any, *, client: Any = None) -> tuple[Any, str]:
-    "(an object with predict, a label) for a model URI, a (name, version) pair, or a fitted estimator."
-    if hasattr(model, "predict") and not isinstance(model, str):
-        return model, type(model).__name__
-    if isinstance(model, tuple) and len(model) == 2:
-        model = f"models:/{model[0]}/{model[1]}"
-    if hasattr(model, "name") and hasattr(model, "version") and not isinstance(model, str):  # a ModelVersion
-        model = f"models:/{model.name}/{model.version}"
-    if not isinstance(model, str) or ":/" not in model:
-        raise invalid_parameter("evaluate_candidate", "candidate", "a model URI (models:/name/3, models:/name@alias, "
-                                "runs:/<id>/model), a (name, version) pair or a fitted estimator", model)
-    import mlflow
-
-    client = client or get_client()
-    try:
-        uri = model
-        if model.startswith("models:/m-"):
-            uri = client.get_logged_model(model[len("models:/"):]).artifact_location
-        elif model.startswith("models:/"):
-            name, sep, alias = model[len("models:/"):].partition("@")
-            if not sep:
-                name, _, version = name.rpartition("/")
-            else:
-                version = client.get_model_version_by_alias(name, alias).version
-            uri = client.get_model_version_download_uri(name, str(version))
-        local = download(client, tempfile.mkdtemp(prefix="mlops_wb-"), artifact_uri=run_model_uri(client, uri))
-        try:
-            return mlflow.sklearn.load_model(local), model
-        except Exception:  # no sklearn flavor: use the generic one
-            return mlflow.pyfunc.load_model(local), model
-    except Exception as e:  # MLflow and the artifact stores raise many types
-        raise TrackingError(f"Could not load the model {model!r} to evaluate it: {e}. Check the URI and that the "
-                            "tracking store is reachable.") from e
-
-
-def model_features(model: Any, data: pd.DataFrame, target: str) -> list[str]:
-    "The columns `model` expects: sklearn's `feature_names_in_`, an MLflow signature, else all but the target."
-    names = getattr(model, "feature_names_in_", None)
-    if names is None and hasattr(model, "metadata"):
-        schema = model.metadata.get_input_schema()
-        names = schema.input_names() if schema is not None and schema.has_input_names() else None
-    cols = [str(c) for c in names] if names is not None else [c for c in data.columns if c != target]
-    missing = [c for c in cols if c not in data.columns]
-    if missing:
-        raise invalid_parameter("evaluate_candidate", "data", "a frame with every feature the model expects",
-                                f"a frame without {missing[:8]}", "Pass the evaluation data with all feature columns.")
-    return cols
-
-# %% ../../nbs/05b_evaluate.ipynb #fb1f2555
-def _predict(model: Any, X: pd.DataFrame, task: str) -> tuple[np.ndarray, np.ndarray | None]:
-    "Labels (or values) and, for classifiers that have it, class probabilities."
-    pred = np.asarray(model.predict(X))
-    if pred.ndim == 2 and pred.shape[1] == 1:
-        pred = pred[:, 0]
-    proba = None
-    if task == "classification" and hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(X))
-    return pred, proba
-
-
-def compute_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, task: str,
-                    classes: np.ndarray | None = None) -> dict[str, float]:
-    "The task's metrics; NaN where a metric is undefined (one class present, no probabilities)."
-    from sklearn import metrics as m
-
-    out: dict[str, float] = {}
-    if task == "regression":
-        out["rmse"] = float(np.sqrt(m.mean_squared_error(y, pred)))
-        out["mae"] = float(m.mean_absolute_error(y, pred))
-        out["r2"] = float(m.r2_score(y, pred)) if len(y) > 1 else math.nan
-        return out
-    classes = np.unique(y) if classes is None else classes
-    binary = len(classes) == 2
-    avg = {"average": "binary", "pos_label": classes[-1]} if binary else {"average": "macro"}
-    out["accuracy"] = float(m.accuracy_score(y, pred))
-    for name, fn in (("f1", m.f1_score), ("precision", m.precision_score), ("recall", m.recall_score)):
-        out[name] = float(fn(y, pred, zero_division=0, **avg))
-    if proba is not None:
-        try:
-            score = proba[:, -1] if binary else proba
-            out["roc_auc"] = float(m.roc_auc_score(y, score, multi_class="ovr", labels=classes if not binary
-                                                   else None))
-        except ValueError:  # a single class in y
-            out["roc_auc"] = math.nan
-        try:
-            out["log_loss"] = float(m.log_loss(y, proba, labels=classes))
-        except ValueError:
-            out["log_loss"] = math.nan
-    return out
+__all__ = ['SCHEMA_CHECKS', 'check_min_metrics', 'check_improvement', 'check_slices', 'check_fairness', 'check_robustness',
+           'check_data', 'evaluate_candidate']
 
 # %% ../../nbs/05b_evaluate.ipynb #eb48f9e5
 def _signed(value: float, metric: str) -> float:
@@ -383,7 +292,7 @@ def evaluate_candidate(
     y = y_s.to_numpy()
     classes = np.unique(y) if task == "classification" else None
     features = model_features(model, data, target)
-    pred, proba = _predict(model, data[features], task)
+    pred, proba = predict_task(model, data[features], task)
     metrics = compute_metrics(y, pred, proba, task, classes)
     primary = primary_metric or g.primary_metric
     if primary not in metrics or math.isnan(metrics[primary]):
@@ -395,7 +304,7 @@ def evaluate_candidate(
     champ_metrics, champ_label = {}, None
     if champion is not None:
         cmodel, champ_label = load_predictor(champion, client=client)
-        cpred, cproba = _predict(cmodel, data[model_features(cmodel, data, target)], task)
+        cpred, cproba = predict_task(cmodel, data[model_features(cmodel, data, target)], task)
         champ_metrics = compute_metrics(y, cpred, cproba, task, classes)
     fmetric = fairness_metric or primary
     checks = check_min_metrics(metrics, th["min_metrics"])

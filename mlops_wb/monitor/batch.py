@@ -31,7 +31,7 @@ from mlops_wb.core import (
     load_settings,
 )
 from ..drift.profile import DriftProfile
-from ..gates.evaluate import compute_metrics, load_predictor, model_features
+from ..gates.predict import compute_metrics, load_predictor, model_features
 from ..gates.report import download
 
 if TYPE_CHECKING:
