@@ -192,3 +192,83 @@ def test_graph_is_drawn_from_real_imports():
     assert "mlops_wb.core" in edges and "mlops_wb.core.errors" in edges["mlops_wb.core.settings"]
     assert {"mlops_wb.cli.data", "mlops_wb.cli.registry"} <= edges["mlops_wb.cli"]
     assert cycles({"a": {"b"}, "b": {"a"}, "c": set()}) == [["a", "b"]]
+
+
+# The README's picture of the house, generated from the same graph: `python tests/test_architecture.py` rewrites it.
+START, END = "<!-- families:start -->", "<!-- families:end -->"
+
+
+def notebooks_by_module() -> dict[str, list[str]]:
+    "Module name -> the notebooks that export into it (from their `#| default_exp`)."
+    out: dict[str, list[str]] = {}
+    for nb in sorted((REPO / "nbs").glob("*.ipynb")):
+        m = re.search(r'#\| default_exp ([\w.]+)', nb.read_text())
+        if m:
+            out.setdefault(f"mlops_wb.{m.group(1).removesuffix('.__init__')}", []).append(nb.stem)
+    return out
+
+
+def summary(path: Path) -> str:
+    "A module's one-line docstring."
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    return " ".join(doc.split())
+
+
+def family_edges() -> dict[str, set[str]]:
+    "Family -> the lower families it imports."
+    out: dict[str, set[str]] = {f: set() for f in LAYERS}
+    for a, targets in graph().items():
+        for b in targets:
+            if family(a) and family(b) and family(a) != family(b):
+                out[family(a)].add(family(b))
+    return out
+
+
+def reduced(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    "The edges that no longer path implies (a transitive reduction: the graph is acyclic)."
+    def reach(a: str, seen: set[str]) -> set[str]:
+        for b in edges[a] - seen:
+            seen.add(b)
+            reach(b, seen)
+        return seen
+
+    return {a: {b for b in bs if not any(b in reach(c, set()) for c in bs - {b})} for a, bs in edges.items()}
+
+
+def families_block() -> str:
+    "The README block: the families, bottom up, as a table, and their imports as a Mermaid graph."
+    nbs = notebooks_by_module()
+    edges = family_edges()
+    rows = ["| floor | family | notebooks | modules | imports | what |", "|---|---|---|---|---|---|"]
+    for i, fam in enumerate(LAYERS):
+        face = f"mlops_wb.{fam}"
+        members = sorted(m for m in MODULES if m == face or m.startswith(face + "."))
+        books = sorted(b for m in members for b in nbs.get(m, []))
+        mods = ", ".join(f"`{m[len('mlops_wb.'):]}`" for m in members)
+        uses = ", ".join(sorted(edges[fam], key=LAYERS.index))
+        rows.append(f"| {i} | `{fam}` | {', '.join(f'`{b}`' for b in books)} | {mods} | {uses} | "
+                    f"{summary(MODULES[face])} |")
+    lines = ["```mermaid", "flowchart BT"]
+    lines += [f"    {a} --> {b}" for a, bs in reduced(edges).items() for b in sorted(bs, key=LAYERS.index)]
+    lines.append("```")
+    n_edges = sum(len(v) for v in graph().values())
+    head = (f"{len(LAYERS)} families, {len(MODULES)} modules, {n_edges} imports between modules; no circles, none "
+            "upward (checked by `tests/test_architecture.py`, which also writes this block). In the drawing an arrow "
+            "reads \"imports\", and an import implied by a longer path is left out; the table lists them all.")
+    return "\n".join([START, head, "", *rows, "", *lines, END])
+
+
+def test_readme_draws_the_house_as_it_is():
+    text = (REPO / "README.md").read_text()
+    assert START in text and END in text, f"README.md lacks the {START} ... {END} block"
+    drawn = text[text.index(START): text.index(END) + len(END)]
+    assert drawn == families_block(), "README.md's families block is out of date: run python tests/test_architecture.py"
+
+
+if __name__ == "__main__":
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    if START in text:
+        text = text[: text.index(START)] + families_block() + text[text.index(END) + len(END):]
+    readme.write_text(text)
+    print(families_block())
