@@ -192,7 +192,7 @@ def test_unexpected_exception_is_one_line_and_verbose_shows_its_traceback(monkey
     def boom() -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(cli, "load_commands", lambda command=None: typer.main.get_command(buggy))
+    monkeypatch.setattr(cli, "load_commands", lambda command=None, **kw: typer.main.get_command(buggy))
     for args, traceback_shown in ((["boom"], False), (["-v", "boom"], True)):
         with pytest.raises(SystemExit) as e:
             cli.main(args)
