@@ -22,7 +22,7 @@ author = "mlops_wb developers"
 copyright = "mlops_wb developers"  # noqa: A001 - Sphinx's name
 release = version = mlops_wb.__version__
 
-extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.viewcode"]
+extensions = ["myst_nb", "sphinx.ext.autodoc"]  # the source is in the notebook pages, folded
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["**/.ipynb_checkpoints"]
 

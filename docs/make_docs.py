@@ -122,25 +122,22 @@ def _first_line(doc: str | None) -> str:
     return (doc or "").strip().split("\n")[0]
 
 
-def _directive(module: str, name: str, *, members: bool = True, no_index: bool = False) -> str:
-    "The autodoc directive for one public name of `module` (re-exports get a short entry pointing home)."
+def _directive(module: str, name: str) -> str:
+    "The autodoc directive for one public name of `module` (a name re-exported from another module points home)."
     import inspect
 
     obj = getattr(importlib.import_module(module), name)
     defined_in = getattr(obj, "__module__", None) if (inspect.isclass(obj) or inspect.isfunction(obj)) else None
-    opts = ["   :no-index:"] if no_index else []
     if defined_in and defined_in != module and defined_in.startswith(PACKAGE):
-        head = [f".. py:data:: {name}", f"   :module: {module}"] + opts
-        return "\n".join(head) + f"\n\n   Re-exported from :py:obj:`{defined_in}.{name}`.\n"
+        return (f".. py:data:: {name}\n   :module: {module}\n\n"
+                f"   Re-exported from :py:obj:`{defined_in}.{name}`.\n")
     full = f"{module}::{name}"
     if inspect.isclass(obj):
-        head = [f".. autoclass:: {full}", "   :show-inheritance:"] + (["   :members:"] if members else [])
-    elif inspect.isfunction(obj) or inspect.isbuiltin(obj):
-        head = [f".. autofunction:: {full}"]
-    else:
-        value = repr(obj)
-        head = [f".. autodata:: {full}"] + (["   :no-value:"] if len(value) > 120 or "\n" in value else [])
-    return "\n".join(head + opts) + "\n"
+        return f".. autoclass:: {full}\n   :show-inheritance:\n   :members:\n"
+    if inspect.isfunction(obj) or inspect.isbuiltin(obj):
+        return f".. autofunction:: {full}\n"
+    value = repr(obj)
+    return f".. autodata:: {full}\n" + ("   :no-value:\n" if len(value) > 120 or "\n" in value else "")
 
 
 def api_page(family: str) -> str:
@@ -227,11 +224,49 @@ def exported_names(code: str, module: str | None) -> list[str]:
     return out
 
 
+def signature(obj: object) -> str:
+    "A callable's signature as written in its source (annotations unquoted), or '' when it has none."
+    import inspect
+
+    try:
+        sig = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return ""
+    params, star = [], False
+    for p in sig.parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not star:
+            params.append("*")
+        star = star or p.kind in (p.KEYWORD_ONLY, p.VAR_POSITIONAL)
+        text = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "") + p.name
+        if p.annotation is not p.empty:
+            text += ": " + (p.annotation if isinstance(p.annotation, str) else inspect.formatannotation(p.annotation))
+        if p.default is not p.empty:
+            text += " = " + repr(p.default)
+        params.append(text)
+    out = f"({', '.join(params)})"
+    if sig.return_annotation is not sig.empty:
+        ret = sig.return_annotation
+        out += " -> " + (ret if isinstance(ret, str) else inspect.formatannotation(ret))
+    return out
+
+
 def show_doc_cell(module: str, names: list[str], cell_id: str) -> dict:
-    "A markdown cell with each name's signature and docstring, as nbdev's show_doc puts after an export cell."
-    body = [_directive(module, n, members=False, no_index=True) for n in names]
-    return {"cell_type": "markdown", "metadata": {}, "id": f"{cell_id}-doc",
-            "source": "```{eval-rst}\n.. py:currentmodule:: " + module + "\n\n" + "\n".join(body) + "```"}
+    """A markdown cell with each exported name's signature and docstring, as nbdev's show_doc puts after an export
+    cell; the name links to its entry in the API reference. (Markdown, as the docstrings are: nbdev's style.)"""
+    import inspect
+
+    mod = importlib.import_module(module)
+    parts = []
+    for n in names:
+        obj = getattr(mod, n)
+        kind = "class " if inspect.isclass(obj) else ""
+        sig = signature(obj) if callable(obj) else ""
+        sig = sig.removesuffix(" -> None") if kind else sig
+        sig = f"`` {sig} ``" if "`" in sig else f"`{sig}`"
+        doc = inspect.cleandoc(obj.__doc__ or "") if (inspect.isclass(obj) or inspect.isroutine(obj)) else ""
+        head = f"{kind}{{py:obj}}`{n} <{module}.{n}>`" + (f" {sig}" if sig != "``" else "")
+        parts.append(f":::{{container}} mlops-wb-showdoc\n{head}\n\n{doc}\n:::".replace("\n\n\n:::", "\n:::"))
+    return {"cell_type": "markdown", "metadata": {}, "id": f"{cell_id}-doc", "source": "\n\n".join(parts)}
 
 
 def _figure_html(fig: dict) -> str:
@@ -345,12 +380,23 @@ def landing_page(groups: dict[str, list[str]], fams: list[str]) -> str:
     return readme.rstrip("\n") + "\n\n" + "\n".join(tocs)
 
 
+def _write(path: Path, text: str, written: set[Path]) -> None:
+    "Write `text` unless the file already holds it, so Sphinx re-reads only what changed."
+    written.add(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 def write_sources(results: dict[str, Path]) -> None:
     "Write the Sphinx source tree: landing page, notebooks (executed where they could be), API pages."
-    if SRC.exists():
-        shutil.rmtree(SRC)
-    (SRC / "api").mkdir(parents=True)
-    shutil.copytree(DOCS / "screenshots", SRC / "docs" / "screenshots")
+    written: set[Path] = set()
+    for png in sorted((DOCS / "screenshots").glob("*.png")):
+        dst = SRC / "docs" / "screenshots" / png.name
+        written.add(dst)
+        if not dst.exists() or dst.read_bytes() != png.read_bytes():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(png, dst)
     fams = families()
     groups: dict[str, list[str]] = {"overview": []}
     notebooks = rn.all_notebooks()
@@ -360,17 +406,17 @@ def write_sources(results: dict[str, Path]) -> None:
         note = next((n for k, n in UNEXECUTED_NOTES.items() if rel == k or (k.endswith("/") and rel.startswith(k))),
                     None)
         converted = convert_notebook(nb, results.get(rel), note)
-        dst = SRC / "nbs" / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.write_text(json.dumps(converted, indent=1, ensure_ascii=False) + "\n")
+        _write(SRC / "nbs" / rel, json.dumps(converted, indent=1, ensure_ascii=False) + "\n", written)
         groups.setdefault(family_of[nb], []).append("nbs/" + rel.removesuffix(".ipynb"))
     # families in the order of their first notebook; the overview first and the pipeline notebooks last
     order = ["overview"] + [g for g in groups if g not in ("overview", "pipeline notebooks")] + ["pipeline notebooks"]
     groups = {g: groups[g] for g in order if groups.get(g)}
     for f in fams:
-        (SRC / "api" / f"{f}.md").write_text(api_page(f))
-    (SRC / "api" / "index.md").write_text(api_index(fams))
-    (SRC / "index.md").write_text(landing_page(groups, fams))
+        _write(SRC / "api" / f"{f}.md", api_page(f), written)
+    _write(SRC / "api" / "index.md", api_index(fams), written)
+    _write(SRC / "index.md", landing_page(groups, fams), written)
+    for stale in [p for p in SRC.rglob("*") if p.is_file() and p not in written]:
+        stale.unlink()  # a notebook or family that is gone
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -70,7 +70,11 @@ def environment_key() -> str:
     for dep in DEPENDENCIES:
         for f in _files(REPO / dep):
             h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    dists = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"])
+    # the installed distributions, not a build's egg-info in the project folder that `python -m pytest` puts on the
+    # path: the key is the same for `make docs` and for the test suite, which then share the cache
+    paths = [p for p in sys.path if Path(p or ".").resolve() != REPO]
+    dists = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions(path=paths)
+                    if d.metadata["Name"]})
     h.update(("\n".join(dists) + sys.version).encode())
     return h.hexdigest()
 

@@ -214,8 +214,9 @@ def test_nbdev_directives_are_hidden_and_export_cells_folded(docs_site):
         assert not any("default_exp" in b for b in p.pre), page.name
     schema = (docs_site.html / "nbs/01b_schema.html").read_text()
     assert "tag_hide-input" in schema and "<details" in schema  # the export cells' source, folded
-    assert 'id="mlops_wb.data.schema.infer_schema"' not in schema  # the show_doc entries are not the index's
-    assert "infer_schema" in schema
+    assert 'id="mlops_wb.data.schema.infer_schema"' not in schema  # show_doc links to the reference's entry
+    assert 'href="../api/data.html#mlops_wb.data.schema.infer_schema"' in schema
+    assert 'class="mlops-wb-showdoc' in schema
 
 
 def test_plotly_js_is_served_by_the_site_and_nothing_from_elsewhere(docs_site):

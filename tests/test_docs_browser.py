@@ -5,6 +5,7 @@ counted, so a page that needs a CDN fails here. Never run `playwright install`: 
 """
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import threading
@@ -80,22 +81,30 @@ def _expected(notebook: str) -> list[dict]:
             figs = [data[PLOTLY]] if PLOTLY in data else []
             html = data.get("text/html", "") if WIDGET in data else ""
             out.append({"widget": WIDGET in data, "html": html,
-                        "traces": [[(t["type"], _points(t)) for t in f.get("data", [])] for f in figs]})
+                        "traces": [[(t.get("type", "scatter"), _points(t)) for t in f.get("data", [])] for f in figs]})
     return out
 
 
-def _points(trace: dict) -> int:
-    "How many points a trace holds: the length of its x, y or z (z as rows x columns)."
-    for axis in ("x", "y", "z", "values", "dimensions"):
-        v = trace.get(axis)
-        if isinstance(v, list):
-            return sum(len(r) for r in v) if axis == "z" and v and isinstance(v[0], list) else len(v)
-        if isinstance(v, dict) and "shape" in v:  # plotly's typed arrays: {"dtype", "bdata", "shape"}
+_ITEMSIZE = {"i1": 1, "u1": 1, "u1c": 1, "i2": 2, "u2": 2, "i4": 4, "u4": 4, "f4": 4, "f8": 8}
+
+
+def _count(v) -> int:
+    "How many values an attribute holds: a list (of lists), or plotly's typed array {dtype, bdata, shape}."
+    if isinstance(v, dict) and "bdata" in v:
+        if v.get("shape"):
             n = 1
             for d in str(v["shape"]).split(","):
                 n *= int(d)
             return n
+        return len(base64.b64decode(v["bdata"])) // _ITEMSIZE[v["dtype"]]
+    if isinstance(v, list):
+        return sum(len(r) for r in v) if v and isinstance(v[0], list) else len(v)
     return 0
+
+
+def _points(trace: dict) -> int:
+    "How many points a trace holds: the size of its z (rows x columns), else of its x, y, values or dimensions."
+    return next((n for n in (_count(trace.get(a)) for a in ("z", "x", "y", "values", "dimensions")) if n), 0)
 
 
 def _table_rows(html: str) -> list[int]:
@@ -122,14 +131,35 @@ def _table_rows(html: str) -> list[int]:
     return p.counts
 
 
+# Each figure as plotly.js holds it on its element (gd.data): trace types and point counts, and what it drew.
 DRAWN = """() => [...document.querySelectorAll('div.mlops-wb-plotly')].map(d => {
   const g = d.querySelector('.js-plotly-plot');
-  const count = v => !v ? 0 : Array.isArray(v) && Array.isArray(v[0]) ? v.reduce((s, r) => s + r.length, 0)
-                               : v.length || 0;
-  return g ? {svg: !!g.querySelector('svg.main-svg'), box: g.getBoundingClientRect().height,
-              traces: g.data.map(t => [t.type, count(t.x) || count(t.y) || count(t.z) || count(t.values)
-                                                 || count(t.dimensions)])} : null;
+  if (!g) return null;
+  const size = {i1: 1, u1: 1, u1c: 1, i2: 2, u2: 2, i4: 4, u4: 4, f4: 4, f8: 8};
+  const count = v => {
+    if (v == null) return 0;
+    if (v.bdata !== undefined) return v.shape ? String(v.shape).split(',').reduce((a, b) => a * parseInt(b), 1)
+                                              : atob(v.bdata).length / size[v.dtype];
+    if (v.length && (Array.isArray(v[0]) || ArrayBuffer.isView(v[0]))) return [...v].reduce((s, r) => s + r.length, 0);
+    return v.length || 0;
+  };
+  return {traces: g.data.map(t => [t.type, count(t.z) || count(t.x) || count(t.y) || count(t.values)
+                                            || count(t.dimensions)]),
+          bars: g.querySelectorAll('.barlayer .point').length,
+          lines: g.querySelectorAll('.scatterlayer .trace').length,
+          heatmaps: g.querySelectorAll('.heatmaplayer image, .hm image').length,
+          height: g.getBoundingClientRect().height};
 })"""
+
+
+def _drawn_as_expected(drawn: list[dict], figures: list[list[tuple[str, int]]]) -> None:
+    "plotly.js holds each figure's traces and points, and drew them: a bar per value, a layer per line, heatmaps."
+    assert [d["traces"] for d in drawn] == [[list(t) for t in f] for f in figures]
+    for d, f in zip(drawn, figures, strict=True):
+        assert d["height"] > 100, d
+        assert d["lines"] == sum(t == "scatter" for t, _ in f), d
+        assert d["heatmaps"] == sum(t == "heatmap" for t, _ in f), d
+        assert d["bars"] == sum(n for t, n in f if t == "bar"), d
 
 
 def _open(page, url: str) -> None:
@@ -143,9 +173,7 @@ def test_a_plots_page_draws_every_figure_with_its_traces_and_points(page, site_u
     expected = _expected("10_plots_drift.ipynb")
     assert expected and all(e["traces"] for e in expected)
     _open(page, f"{site_url}/nbs/10_plots_drift.html")
-    drawn = page.evaluate(DRAWN)
-    assert [d["traces"] for d in drawn] == [[list(t) for t in e["traces"][0]] for e in expected]
-    assert all(d["svg"] and d["box"] > 100 for d in drawn), drawn
+    _drawn_as_expected(page.evaluate(DRAWN), [e["traces"][0] for e in expected])
     assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
 
 
@@ -165,9 +193,8 @@ def test_a_widget_page_shows_each_widgets_static_view(page, site_url):
         rows = _table_rows(want["html"])
         assert got["rows"] == rows and sum(rows) > 0 and got["visible"] > 50, (got, rows)
         assert got["figures"] == len(want["traces"]), got
-    if any(e["traces"] for e in expected):
-        drawn = [d for d in page.evaluate(DRAWN) if d]
-        assert [d["traces"] for d in drawn] == [[list(t) for t in f] for e in expected for f in e["traces"]]
+    in_widgets = page.evaluate(DRAWN.replace("div.mlops-wb-plotly", "div.mlops-wb-widget div.mlops-wb-plotly"))
+    _drawn_as_expected(in_widgets, [f for e in expected for f in e["traces"]])
     assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
 
 
