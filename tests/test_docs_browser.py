@@ -80,6 +80,7 @@ def _expected(notebook: str) -> list[dict]:
                 continue
             figs = [data[PLOTLY]] if PLOTLY in data else []
             html = data.get("text/html", "") if WIDGET in data else ""
+            html = "".join(html) if isinstance(html, list) else html  # nbformat may keep text as a list of lines
             out.append({"widget": WIDGET in data, "html": html,
                         "traces": [[(t.get("type", "scatter"), _points(t)) for t in f.get("data", [])] for f in figs]})
     return out
