@@ -1,12 +1,13 @@
 # The two commands of the README:
 #   make demo   set up, then run the end-to-end demo on the embedded MLflow store
 #   make test   set up (dev extra and system packages), then run the whole test suite
+#   make docs   set up (docs extra), then build the docs site into docs/_build/html, warnings as errors
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
 UV    := $(VENV)/bin/uv
 
-.PHONY: demo test install install-dev system-deps export clean-nbs lint bench
+.PHONY: demo test docs install install-dev install-docs system-deps export clean-nbs lint bench
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -17,6 +18,9 @@ install: $(UV)
 
 install-dev: $(UV)
 	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+
+install-docs: $(UV)
+	$(UV) pip install --quiet --python $(PY) -e '.[docs]'
 
 # Debian packages the tests need: Chromium for the browser tests, PostgreSQL for the team tests.
 # apt only runs when one is missing.
@@ -31,6 +35,15 @@ demo: install
 test: install-dev system-deps
 	@set -o pipefail; $(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure, not a pass." >&2; exit 1; fi; exit $$rc
+
+# The docs site, from a fresh clone and offline: each module notebook is executed once (in a fresh process, with
+# nbdev-test's cells and shell, JOBS at a time) into docs/_build/executed/, a cache keyed by a hash of the notebook,
+# the package, the project files and the installed versions, so only what changed runs again (`make test` fills it
+# too: its notebook tests are these executions). Sphinx with MyST-NB then renders the executed copies, the README
+# and an API reference of every family into docs/_build/html, with warnings as errors. FORCE=1 executes everything.
+JOBS ?=
+docs: install-docs
+	$(PY) docs/make_docs.py $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
 
 # Developer helpers
 export:

@@ -193,3 +193,48 @@ def smtp_receiver():
     yield start
     for s in started:
         s.stop()
+
+
+# The module notebooks are executed once per test run, and the docs site is rendered from those executed copies
+# (docs/run_notebooks.py, docs/make_docs.py). Every test that uses these fixtures is in the xdist group "notebooks",
+# so one worker executes them, two at a time, while the other runs the rest of the suite.
+DOCS = REPO / "docs"
+NOTEBOOKS_GROUP = [pytest.mark.xdist_group("notebooks"), pytest.mark.timeout(3600)]  # the first test waits for them all
+
+
+def docs_tools():
+    "The docs build's modules (docs/run_notebooks.py, docs/make_docs.py)."
+    if str(DOCS) not in sys.path:
+        sys.path.insert(0, str(DOCS))
+    import make_docs
+    import run_notebooks
+
+    return run_notebooks, make_docs
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(request) -> dict:
+    "The selected tests' module notebooks (all of them for the docs tests), each executed once now: name -> result."
+    rn, _ = docs_tools()
+    items = request.session.items
+    wanted = {item.callspec.params["nb"] for item in items
+              if item.originalname == "test_notebook_runs" and hasattr(item, "callspec")}
+    if any("docs_site" in getattr(item, "fixturenames", ()) for item in items):
+        wanted = set(rn.notebooks_to_execute())
+    # a developer's shortcut: reuse the executions `make docs` cached under the same content hash (CI never sets it)
+    reuse = os.environ.get("MLOPS_WB_TEST_NOTEBOOK_CACHE") == "1"
+    results = rn.execute(sorted(wanted), force=not reuse, progress=False)
+    return {r.notebook: r for r in results}
+
+
+@pytest.fixture(scope="session")
+def docs_site(executed_notebooks):
+    "The docs site, rendered by Sphinx (warnings as errors) from the notebooks executed for this run."
+    rn, md = docs_tools()
+    failed = sorted(name for name, r in executed_notebooks.items() if not r.ok)
+    if failed:
+        pytest.fail(f"the docs need every notebook to run; these failed (see test_notebook_runs): {failed}")
+    start = time.time()
+    md.write_sources({name: rn.cached_path(rn.NBS / name) for name in executed_notebooks})
+    code, warnings = md.sphinx()
+    return md.Site(md.HTML, code, warnings, time.time() - start)
