@@ -373,6 +373,8 @@ def notebook_families(notebooks: list[Path]) -> dict[Path, str]:
 def landing_page(groups: dict[str, list[str]], fams: list[str]) -> str:
     "The README as the landing page, with the site's navigation as hidden tables of contents."
     readme = (REPO / "README.md").read_text()
+    # GitHub draws the README's Mermaid graph; the site, offline, shows its text (Pygments has no Mermaid lexer)
+    readme = readme.replace("```mermaid\n", "```text\n")
     tocs = []
     for caption, docs in groups.items():
         tocs.append("```{toctree}\n:hidden:\n:caption: " + caption + "\n\n" + "\n".join(docs) + "\n```\n")
