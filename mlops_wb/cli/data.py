@@ -13,7 +13,6 @@ import typer
 
 from .base import app, handle_errors
 from ..core import get_client
-from ..data.datasets import fingerprint, load_dataset
 
 # %% auto #0
 __all__ = ['schema_command', 'validate_command', 'fingerprint_command', 'lineage_command']
@@ -35,6 +34,7 @@ def schema_command(
                                                         help="Expected rows within this share of DATA's.")] = None,
 ) -> None:
     "Infer the schema of DATA (kinds, nulls, ranges, categories, keys) and write it as JSON or YAML."
+    from mlops_wb.data.datasets import load_dataset
     from mlops_wb.data.schema import infer_schema
 
     df = load_dataset(data, target=target)
@@ -57,6 +57,7 @@ def validate_command(
     uri: Annotated[str | None, typer.Option("--uri", help="Tracking URI for --run-id.")] = None,
 ) -> None:
     "Check DATA against a schema; print every finding. Exit code 1 when there is an error."
+    from mlops_wb.data.datasets import load_dataset
     from mlops_wb.data.validation import validate
 
     report = validate(load_dataset(data), schema, name=Path(data).name if Path(data).suffix else data)
@@ -79,6 +80,8 @@ def fingerprint_command(
     data: Annotated[list[str], typer.Argument(help=_DATA_HELP + " Several may be given.")],
 ) -> None:
     "Print the content fingerprint of each DATA: the same data gives the same fingerprint anywhere."
+    from mlops_wb.data.datasets import fingerprint
+    from mlops_wb.data.datasets import load_dataset
     for d in data:
         df = load_dataset(d)
         typer.echo(f"{fingerprint(df)}  {d}  ({len(df):,} rows x {df.shape[1]} columns)")

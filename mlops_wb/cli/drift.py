@@ -8,17 +8,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 from .base import app, handle_errors
 from ..core import InvalidParameterError, NotFoundError
-from ..data.datasets import load_dataset
-from ..drift.compute import compute_drift
-from ..drift.profile import PROFILE_FORMAT, DriftProfile
-from ..drift.report import DriftReport
+
+if TYPE_CHECKING:
+    from mlops_wb.drift.profile import DriftProfile
+    from mlops_wb.drift.report import DriftReport
+    import pandas as pd
 
 # %% auto #0
 __all__ = ['DRIFT_EXIT_CODE', 'read_reference', 'read_partitioned', 'dask_scheduler', 'check_output', 'format_report', 'drift',
@@ -30,6 +30,8 @@ DRIFT_EXIT_CODE = 3  # `--fail-on-drift` exits with this code when the data set 
 
 def read_reference(path: str) -> pd.DataFrame | DriftProfile:
     "A data file (CSV, TSV, Parquet) as a frame, or a saved `DriftProfile` (a .json file)."
+    from mlops_wb.data.datasets import load_dataset
+    from mlops_wb.drift.profile import DriftProfile
     p = Path(path)
     if p.suffix.lower() == ".json":
         return DriftProfile.load(p)
@@ -141,6 +143,8 @@ def drift(
                                                        "'local'); REFERENCE may then be a glob or a folder.")] = None,
 ) -> None:
     "Compare CURRENT with REFERENCE column by column and print the drift report."
+    from mlops_wb.data.datasets import load_dataset
+    from mlops_wb.drift.compute import compute_drift
     cur = load_dataset(Path(current))
     with dask_scheduler(scheduler):
         ref = read_reference(reference) if scheduler is None or reference.lower().endswith(".json") \
@@ -169,6 +173,9 @@ def drift_profile(
                                                        "Parquet folder.")] = None,
 ) -> None:
     "Summarise DATA into a drift profile that `mlops-wb drift` accepts as its REFERENCE."
+    from mlops_wb.data.datasets import load_dataset
+    from mlops_wb.drift.profile import DriftProfile
+    from mlops_wb.drift.profile import PROFILE_FORMAT
     if not output.lower().endswith(".json"):
         raise InvalidParameterError(f"The profile is JSON: give OUTPUT a .json name. Got {output!r}.")
     check_output(output, "the drift profile")  # before the profiling, which may take long

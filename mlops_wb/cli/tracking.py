@@ -6,13 +6,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
 from .base import app, handle_errors
 from ..core import get_client
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # %% auto #0
 __all__ = ['UriOpt', 'JsonOpt', 'runs_cmd', 'best_cmd', 'compare_cmd']
@@ -24,6 +26,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 def _text_table(frame: pd.DataFrame, columns: list[str] | None = None, *, short_ids: bool = True) -> str:
     "A frame as an aligned text table for a terminal."
+    import pandas as pd
     if columns:
         frame = frame[[c for c in columns if c in frame.columns]]
     out = frame.copy()
@@ -39,6 +42,7 @@ def _text_table(frame: pd.DataFrame, columns: list[str] | None = None, *, short_
 
 def _json(frame: pd.DataFrame | pd.Series) -> str:
     "A frame (records) or a row (object) as JSON, times as ISO strings."
+    import pandas as pd
     text = frame.to_json(orient="records" if isinstance(frame, pd.DataFrame) else "index", date_format="iso")
     return json.dumps(json.loads(text), indent=2)
 
@@ -107,6 +111,7 @@ def compare_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     "Compare runs: the params that differ, and the metrics with the best value per metric marked by *."
+    import pandas as pd
     from mlops_wb.tracking import compare_runs
 
     cmp = compare_runs(run_ids, diff_only=not all_params, histories=False, client=get_client(uri))
