@@ -66,7 +66,6 @@ SETTINGS_SPECS: tuple[SettingSpec, ...] = (
     _S("tracking", "experiment", "mlops_wb", "str", "Default MLflow experiment name."),
     _S("registry", "model_name", "mlops_wb_model", "str", "Default registered model name."),
     _S("registry", "champion_alias", "champion", "str", "Alias of the model version that serves production traffic."),
-    _S("registry", "challenger_alias", "challenger", "str", "Alias of the approved version waiting to be promoted."),
     _S("registry", "canary_alias", "canary", "str", "Alias of the version that takes a share of traffic as a canary."),
     _S("drift", "p_value_threshold", 0.05, "float",
        "Significance level of the KS and chi-square tests: drift when p < this.", 0.0, 1.0, True),
@@ -95,7 +94,12 @@ SETTINGS_SPECS: tuple[SettingSpec, ...] = (
        "User names allowed to approve, reject, promote and roll back. Empty: nobody may approve."),
     _S("approval", "four_eyes", True, "bool", "Whoever registered or requested a version cannot approve it."),
     _S("approval", "auto_approve", False, "bool",
-       "Let pipelines approve their own candidates (for demos only; gates must still pass)."),
+       "Let the automation_user approve and promote its own candidates when every gate passed; never people."),
+    _S("approval", "automation_user", "", "str",
+       "The one automation identity (a pipeline's login or server account) that auto_approve applies to."),
+    _S("approval", "allow_declared_user", False, "bool",
+       "Local stores only, for demos and tests: a declared name (MLOPS_WB_USER, --user, user=) may act in place of "
+       "the OS login; every record keeps both. An mlops_wb server always acts as the authenticated user."),
 )
 
 SETTINGS_SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS_SPECS))

@@ -79,7 +79,7 @@ def retrain_spec(first: PipelineResult) -> dict[str, Any]:
 
 def run_demo(*, uri: str | None = None, progress: bool = True, retrain: bool = True) -> DemoResult:
     "Run the whole demo on the project's tracking store (default: the embedded one); see the module docs."
-    from mlops_wb.registry.state import status
+    from mlops_wb.registry import status
 
     t0 = time.perf_counter()
     notes = []
