@@ -6,4 +6,11 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = []
+__all__ = ['mlflow_can_read_experiment']
+
+# %% ../../nbs/00e_compat.ipynb #2d5274dc
+def mlflow_can_read_experiment(experiment_id: str, username: str) -> bool:
+    "Inside an MLflow server with basic auth: may `username` read experiment `experiment_id`?"
+    from mlflow.server import auth as mauth
+
+    return bool(mauth._get_experiment_permission(str(experiment_id), username).can_read)

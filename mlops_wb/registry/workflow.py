@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ['local_actor', 'server_request', 'act', 'register', 'request_approval', 'approve', 'reject', 'set_canary', 'promote',
            'rollback', 'allowed_actions', 'decide', 'version_details']
 
-# %% ../../nbs/06d_workflow.ipynb #6c719899
+# %% ../../nbs/06d_workflow.ipynb #84712c83
 def local_actor(func: str, who: str | None, param: str, *, policy: ApprovalPolicy | None,
                 settings: Settings) -> Actor:
     "The `Actor` of a transition run here: the OS login (or an allowed declared name), the settings' policy."
