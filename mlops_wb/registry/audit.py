@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -181,7 +182,7 @@ def check_signing(name: str, tail: TrailTail, key: bytes | None) -> None:
 
 def append_record(name: str, *, client: MlflowClient, lock: RegistryLock, key: str | bytes | None = None,
                   tail: TrailTail | None = None, ids: dict[tuple[str, str], str] | None = None,
-                  **values: Any) -> AuditRecord:
+                  pool: Executor | None = None, **values: Any) -> AuditRecord:
     "Append one record to model `name`'s audit trail (hold `lock` while calling); returns it with its hash."
     if lock.experiment_id is None:
         raise TrackingError(f"append_record needs the registry lock of {name!r}; take it with RegistryLock first.")
@@ -201,8 +202,14 @@ def append_record(name: str, *, client: MlflowClient, lock: RegistryLock, key: s
     run = client.create_run(exp_id, start_time=now_ms(), tags=tags,
                             run_name=f"{rec.seq:06d} {rec.action} v{rec.version} {rec.outcome}")
     rec.run_id = run.info.run_id
-    client.set_terminated(rec.run_id, _STATUS_OF.get(rec.outcome, "FINISHED"))
-    client.set_registered_model_tag(name, AUDIT_HEAD_TAG, f"{rec.seq}:{rec.hash}")
+    status, head = _STATUS_OF.get(rec.outcome, "FINISHED"), f"{rec.seq}:{rec.hash}"
+    if pool is None:
+        client.set_terminated(rec.run_id, status)
+        client.set_registered_model_tag(name, AUDIT_HEAD_TAG, head)
+    else:  # independent writes: at once
+        done = pool.submit(client.set_terminated, rec.run_id, status)
+        client.set_registered_model_tag(name, AUDIT_HEAD_TAG, head)
+        done.result()
     known = _CACHE.get((client_uri(client), name, exp_id))
     if known is not None and (known[-1].seq if known else 0) == rec.seq - 1:
         known.append(rec)  # this process's copy of the trail stays current

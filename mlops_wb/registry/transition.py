@@ -9,6 +9,7 @@ import json
 import re
 import socket
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ class Actor:
     lock: Callable[..., Any] = RegistryLock  # a RegistryLock-like factory (a server has a faster one)
     ids: dict[tuple[str, str], str] | None = None  # audit experiment ids, remembered (a server's cache)
     fast: bool = False  # the engine is the trail's only writer (a server): read the trail's tail from memory
+    pool: Executor | None = None  # threads for independent store calls (a server's)
 
     @property
     def name(self) -> str:
@@ -146,7 +148,7 @@ def run_transition(action: str, name: str, version: str | None, *, actor: Actor,
     champion_alias, canary_alias = aliases_of(settings)
     policy = actor.policy
     with actor.lock(name, client=client, holder=actor.name, action=action) as lock:
-        st = model_state(name, client=client, settings=settings)
+        st = model_state(name, client=client, settings=settings, pool=actor.pool)
         records = audit_records(name, client=client, include_deleted=False, cached=True,
                                 head=st.tags.get(AUDIT_HEAD_TAG), ids=actor.ids)
         check_trail_keeper(name, tail_of(records), actor, client)
@@ -154,7 +156,7 @@ def run_transition(action: str, name: str, version: str | None, *, actor: Actor,
 
         def append(**values: Any) -> AuditRecord:
             return append_record(name, client=client, lock=lock, key=actor.key, tail=tail, ids=actor.ids,
-                                 **actor.fields(), **values)
+                                 pool=actor.pool, **actor.fields(), **values)
 
         if action == "rollback":
             champ, stack = st.snapshot.champion, champion_stack(records)

@@ -42,7 +42,7 @@ from mlops_wb.registry import (
 )
 from .auth import FOLDER_ENV, SETTINGS_ENV, ServerSecrets, load_secrets
 from .guard import make_guard
-from .locks import STORE_CALLS, AdvisoryLock, CountingClient
+from .locks import STORE_CALLS, AdvisoryLock, ContextPool, CountingClient
 from .postgres import with_driver
 
 _logger = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class ServerState:
         inner = MlflowClient(tracking_uri=uri, registry_uri=os.environ.get(REGISTRY_STORE_URI_ENV_VAR) or uri)
         self.client = CountingClient(inner)
         self.ids: dict[tuple[str, str], str] = {}
+        self.pool = ContextPool(4, thread_name_prefix="mlops_wb-store")  # independent store calls at once
         self.started_at = time.time()
         self.engine = None
         if uri.startswith("postgresql"):
@@ -158,7 +159,7 @@ def _server_actor(body: dict, func: str) -> Actor:
     if body.get("policy") is not None:
         chosen, _ = effective_policy(ApprovalPolicy.from_dict(body["policy"]), settings, func=func)
     return Actor(Identity(user, "authenticated", user), chosen, source, key=state.secrets.audit_key, address=address,
-                 server=state.secrets.server_id, lock=state.lock, ids=state.ids, fast=True)
+                 server=state.secrets.server_id, lock=state.lock, ids=state.ids, fast=True, pool=state.pool)
 
 
 def _json_body() -> dict:

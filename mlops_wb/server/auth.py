@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -172,7 +173,9 @@ def _can_run_here(folder: Path) -> bool:
         admin = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("MLFLOW_AUTH_ADMIN_")}
         os.environ["MLFLOW_AUTH_CONFIG_PATH"] = str(config)  # MLflow reads its auth config once, at import
         try:
-            import mlflow.server.auth  # noqa: F401
+            with warnings.catch_warnings():  # Starlette's deprecation notices, printed to the user's terminal
+                warnings.simplefilter("ignore")
+                import mlflow.server.auth  # noqa: F401
         finally:
             os.environ.pop("MLFLOW_AUTH_CONFIG_PATH")
             if previous is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..core import TrackingError
@@ -15,10 +16,17 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 # %% auto #0
-__all__ = ['STORE_CALLS', 'CountingClient', 'AdvisoryLock']
+__all__ = ['STORE_CALLS', 'ContextPool', 'CountingClient', 'AdvisoryLock']
 
 # %% ../../nbs/08da_locks.ipynb #23976188
 STORE_CALLS: contextvars.ContextVar[list | None] = contextvars.ContextVar("mlops_wb_store_calls", default=None)
+
+
+class ContextPool(ThreadPoolExecutor):
+    "A thread pool whose tasks run in the submitter's context (so its store calls are counted for its request)."
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future:
+        return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)
 
 
 class CountingClient:
