@@ -140,13 +140,13 @@ def check_policy(action: str, st: ModelState, version: str, actor: str, policy: 
         if expected_champion is not None and st.snapshot.champion != expected_champion:
             raise Denied("state", f"The champion of {name} is v{st.snapshot.champion}, not v{expected_champion}: "
                           "it changed since you looked. Reload and decide again.")
+    elif expected_state is not None and expected_state != status:
+        raise Denied("state", f"{what} is {status} in the registry, but its audit trail says {expected_state}: its "
+                      f"state was changed outside the workflow. Run verify_audit({name!r}) and repair it first.")
     elif status not in _FROM[action]:
         allowed = " or ".join(_FROM[action])
         raise Denied("state", f"{what} is {status}; only a version that is {allowed} can be {_DONE[action]}. "
                       f"{_HINTS.get(status, '')}".strip())
-    if expected_state is not None and expected_state != status:
-        raise Denied("state", f"{what} is {status} in the registry, but its audit trail says {expected_state}: its "
-                      f"state was changed outside the workflow. Run verify_audit({name!r}) and repair it first.")
     if action == "promote" and expected_champion is not None and st.snapshot.champion != expected_champion:
         raise Denied("state", f"The champion of {name} is v{st.snapshot.champion}, not v{expected_champion}: "
                       "it changed since you looked. Reload and decide again.")

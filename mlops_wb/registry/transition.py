@@ -21,7 +21,9 @@ from mlops_wb.registry.audit import (
     TrailTail,
     append_record,
     audit_experiment,
+    audit_key,
     audit_records,
+    check_signing,
     last_record,
 )
 from .identity import Identity
@@ -152,6 +154,7 @@ def run_transition(action: str, name: str, version: str | None, *, actor: Actor,
         records = audit_records(name, client=client, include_deleted=False, cached=True,
                                 head=st.tags.get(AUDIT_HEAD_TAG), ids=actor.ids)
         check_trail_keeper(name, tail_of(records), actor, client)
+        check_signing(name, tail_of(records), audit_key(actor.key))  # before any write
         tail = tail_of(records) if actor.fast else None
 
         def append(**values: Any) -> AuditRecord:
@@ -270,6 +273,7 @@ def run_register(model: str, name: str, *, actor: Actor, client: MlflowClient, s
         snap = model_state(name, client=client, settings=settings).snapshot
         tail = last_record(client, audit_experiment(name, client, create=True, ids=actor.ids))
         check_trail_keeper(name, tail, actor, client)
+        check_signing(name, tail, audit_key(actor.key))  # before the version exists
         try:
             mv = client.create_model_version(name, source, run_id=run_id, model_id=model_id, description=description,
                                              tags={STATUS_TAG: "registered", REGISTERED_BY_TAG: actor.name})
