@@ -228,18 +228,10 @@ def audit_cmd(model: _Model = None, uri: _Uri = None, as_json: _Json = False,
 @handle_errors
 def whoami_cmd(uri: _Uri = None, as_json: _Json = False) -> None:
     "Who acts in the registry from here, and under which policy: the server's login, or the local store's rules."
-    from mlops_wb.registry import ApprovalPolicy, effective_policy, local_identity, workflow_server
+    from mlops_wb.registry import whoami
 
     settings = load_settings()
-    client = get_client(uri, settings=settings)
-    server = workflow_server(client)
-    if server is not None:
-        out = server.whoami() | {"where": f"the mlops_wb server at {server.url}"}
-    else:
-        identity = local_identity(settings=settings, func="mlops-wb whoami")
-        policy: ApprovalPolicy = effective_policy(None, settings, func="mlops-wb whoami")[0]
-        out = {"user": identity.name, "how": identity.describe(), "where": f"the local store {client.tracking_uri}",
-               "approver": identity.name in policy.approvers, "policy_sha256": policy.digest}
+    out = whoami(client=get_client(uri, settings=settings), settings=settings)
     if as_json:
         typer.echo(json.dumps(out, indent=1))
         return

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['local_actor', 'server_request', 'act', 'register', 'request_approval', 'approve', 'reject', 'set_canary', 'promote',
-           'rollback', 'allowed_actions', 'decide', 'version_details']
+           'rollback', 'allowed_actions', 'decide', 'whoami', 'version_details']
 
 # %% ../../nbs/06d_workflow.ipynb #84712c83
 def local_actor(func: str, who: str | None, param: str, *, policy: ApprovalPolicy | None,
@@ -176,6 +176,28 @@ def decide(name: str, v: str, actor: str, policy: ApprovalPolicy, *, client: Mlf
         except Denied as e:
             out["rollback"] = Decision("rollback", False, str(e))
     return out
+
+# %% ../../nbs/06d_workflow.ipynb #c9d3f5b2
+def whoami(*, user: str | None = None, client: MlflowClient | None = None, settings: Settings | None = None) -> dict:
+    "Who acts in the registry from here: user, how they are known, where, whether an approver, the policy's digest."
+    settings = settings or load_settings()
+    client = client or get_client(settings=settings)
+    server = workflow_server(client)
+    if server is not None:
+        found = server.whoami()
+        declared = declared_name(user, func="whoami")
+        if declared is not None and declared[0] != found["user"]:
+            raise ApprovalError(f"whoami: the mlops_wb server acts as the user you logged in as, {found['user']!r}; "
+                                f"the name {declared[0]!r} (from {declared[1]}) cannot act in their place. Drop it, "
+                                "or log in as that user.")
+        return found | {"how": f"{found['user']} (authenticated by the mlops_wb server)",
+                        "where": f"the mlops_wb server at {server.url}"}
+    identity = local_identity(user, settings=settings, func="whoami")
+    policy = effective_policy(None, settings, func="whoami")[0]
+    return {"user": identity.name, "how": identity.describe(), "where": f"the local store {client.tracking_uri}",
+            "approver": identity.name in policy.approvers,
+            "automation": bool(policy.auto_approve and identity.name == policy.automation_user),
+            "policy_sha256": policy.digest}
 
 # %% ../../nbs/06d_workflow.ipynb #1ca524d1
 def version_details(name: str, version: Any, *, client: MlflowClient | None = None,
