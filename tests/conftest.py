@@ -127,10 +127,13 @@ DEMO_SETTINGS = """[tracking]
 experiment = mlops_wb
 
 [approval]
-approvers = demo-approver, reviewer
+approvers = reviewer
 four_eyes = true
-# demo only: pipelines may approve their own candidates
+# the demo: its pipeline identity approves its own candidates when every gate passed
 auto_approve = true
+automation_user = demo-pipeline
+# the demo only: one person plays every role on one machine (records keep the login too)
+allow_declared_user = true
 """
 
 
@@ -238,3 +241,21 @@ def docs_site(executed_notebooks):
     md.write_sources({name: rn.cached_path(rn.NBS / name) for name in executed_notebooks})
     code, warnings = md.sphinx()
     return md.Site(md.HTML, code, warnings, time.time() - start)
+
+
+PLAYED_APPROVAL = """[approval]
+approvers = alice, bob, carol, dana, erin
+four_eyes = true
+# a test plays several people on one machine: declared names (user=, approver=, MLOPS_WB_USER) may act
+allow_declared_user = true
+"""
+
+
+@pytest.fixture
+def played_users(tmp_path_factory, monkeypatch):
+    "Registry tests that play alice, bob, carol, dana and erin on one machine: their settings.ini, via MLOPS_WB_SETTINGS."
+    folder = tmp_path_factory.mktemp("played")
+    (folder / "settings.ini").write_text(PLAYED_APPROVAL)
+    monkeypatch.setenv("MLOPS_WB_SETTINGS", str(folder / "settings.ini"))
+    monkeypatch.delenv("MLOPS_WB_USER", raising=False)
+    return folder / "settings.ini"

@@ -10,7 +10,7 @@ warnings.filterwarnings("ignore")
 
 
 @pytest.fixture
-def desk(tracking_uri, monkeypatch):
+def desk(tracking_uri, monkeypatch, played_users):
     "A model with a champion v1 and a pending v2 whose real gate report (against v1) passed."
     import mlflow
     import numpy as np

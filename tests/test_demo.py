@@ -23,7 +23,7 @@ def test_demo_records_every_stage(demo_project):
     assert f"mlflow ui --backend-store-uri sqlite:///{demo_project}/.mlops_wb/mlflow.db" in log
     assert "  jupyter lab workbench.ipynb   (compare runs, watch drift, approve)" in log  # copied into the project
     assert (demo_project / "workbench.ipynb").read_bytes() == (REPO / "nbs" / "workbench.ipynb").read_bytes()
-    assert "  mlops-wb approve 2 --model mlops_wb_model --comment '...'" in log
+    assert "  mlops-wb approve mlops_wb_model 2 --comment '...'" in log
     client = _client(demo_project)
     exp = client.get_experiment_by_name("mlops_wb pipelines")
     steps = client.search_runs([exp.experiment_id], filter_string="tags.`mlops_wb.step` LIKE '%'")

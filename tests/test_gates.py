@@ -136,7 +136,7 @@ def test_errors_say_what_to_fix(cancer, models):
         evaluate_candidate(candidate=42, data=test, target="target")
 
 
-def test_report_on_registered_versions_decides_approval(tracking_uri, cancer, models, monkeypatch):
+def test_report_on_registered_versions_decides_approval(tracking_uri, cancer, models, monkeypatch, played_users):
     "Evaluate registered versions by URI, log the report to the candidate's run, and approve reads it."
     import mlflow
 

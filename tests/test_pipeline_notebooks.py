@@ -26,7 +26,8 @@ def papermill(name, project, uri, **params):
 def test_pipeline_notebooks_under_plain_papermill(tmp_path, tracking_uri):
     from mlflow import MlflowClient
 
-    (tmp_path / "settings.ini").write_text("[approval]\napprovers = demo-approver\nauto_approve = true\n")
+    (tmp_path / "settings.ini").write_text("[approval]\napprovers = reviewer\nauto_approve = true\n"
+                                           "automation_user = demo-pipeline\nallow_declared_user = true\n")
     work = tmp_path / "work"
     papermill("ingest", tmp_path, tracking_uri, dataset="wine", out_dir=work, batch_size=0.3)
     assert {p.name for p in work.iterdir()} >= {"train.parquet", "test.parquet", "schema.json", "batch.parquet"}

@@ -166,7 +166,7 @@ def test_every_command_the_demo_prints(project, tmp_path):
             # tests/test_demo.py runs it under papermill; here, the printed path is the workbench notebook
             assert words[1:2] == ["lab"] and (root / words[2]).read_bytes() == (REPO / "nbs" / "workbench.ipynb").read_bytes()
         else:
-            env = clean_env(**dict(re.findall(r"set (\w+)=(\S+?)\)?$", note[0] if note else "")))
+            env = clean_env(**dict(re.findall(r"\b(MLOPS_WB_\w+)=(\w+)", note[0] if note else "")))
             r = mlops_wb(words, root, env=env)
             assert r.returncode == 0, f"`{command}` (as printed by the demo) exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
             assert "(pending -> approved)" in r.stdout, r.stdout

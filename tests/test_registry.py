@@ -1,5 +1,8 @@
 """The approval workflow against real MLflow stores: transitions, every policy error, tampering, failures midway,
-rollback, two processes racing, serving by alias, and the `mlops-wb` console script."""
+rollback, two processes racing, serving by alias, and the `mlops-wb` console script.
+
+These tests play several people on one machine, so their settings.ini allows declared names (`played_users` in
+conftest.py); tests/test_trust.py shows the local store without that allowance."""
 from __future__ import annotations
 
 import json
@@ -23,9 +26,8 @@ def _client(uri):
 
 
 @pytest.fixture
-def models(tracking_uri, monkeypatch):
+def models(tracking_uri, played_users):
     "A store with three logged models, each with a passing gate report; MLOPS_WB_USER unset."
-    monkeypatch.delenv("MLOPS_WB_USER", raising=False)
     runs = log_models(tracking_uri, 3)
     for r in runs:
         log_gates(tracking_uri, r)
@@ -112,7 +114,7 @@ def test_every_policy_violation_has_its_exact_error(models):
          "or have your name added to [approval] approvers."),
         (lambda: approve("cancer", 1, approver="alice", comment="ok", client=client, policy=ApprovalPolicy()),
          "Nobody may approve versions of 'cancer': the approvers list ([approval] approvers in settings.ini) is "
-         "empty. Add user names to it, or pass policy=ApprovalPolicy(approvers=(...))."),
+         "empty. Ask whoever keeps the settings to list the people who decide."),
         (lambda: approve("cancer", 1, approver="dana", comment="ok", client=client, policy=pol),
          "'dana' may not approve cancer v1: they registered it, and the four-eyes rule forbids approving your own "
          "work. Ask another approver."),
@@ -163,7 +165,7 @@ def test_every_policy_violation_has_its_exact_error(models):
 
 
 def test_tampering_is_detected(models):
-    from mlops_wb.registry import verify_audit
+    from mlops_wb.registry import status, verify_audit
 
     uri, runs = models
     client, _ = _prepare(uri, runs[:2], approved=(1,), champion=1)
@@ -171,22 +173,31 @@ def test_tampering_is_detected(models):
     recs = {int(r.data.tags["mlops_wb.audit.seq"]): r.info.run_id
             for r in client.search_runs([client.get_experiment_by_name("mlops_wb-audit/cancer").experiment_id])}
     client.set_tag(recs[3], "mlops_wb.audit.comment", "rewritten")
-    assert f"Record #3 (run {recs[3]}) was edited: its contents no longer match its hash." in \
-        verify_audit("cancer", client=client).problems
+    assert verify_audit("cancer", client=client).problems == [
+        f"Record #3 (run {recs[3]}) was edited: its contents no longer match its hash."]
     client.delete_run(recs[5])
     problems = verify_audit("cancer", client=client).problems
     assert f"Record #5 (run {recs[5]}) was deleted: its run is in the deleted state." in problems
-    # MLflow's own client: swap two records' sequence numbers
+    client.restore_run(recs[5])
+    # MLflow's own client: swap two records' sequence numbers (#1 and #2 are both version 1's register/request...)
     client.set_tag(recs[1], "mlops_wb.audit.seq", "000002")
     client.set_tag(recs[2], "mlops_wb.audit.seq", "000001")
-    problems = verify_audit("cancer", client=client).problems
-    assert any("Record #1" in p and "was edited" in p for p in problems)
-    assert any("does not follow" in p or "start of the trail" in p or "forked" in p or "was edited" in p
-               for p in problems if "#2" in p)
+    prev1 = client.get_run(recs[2]).data.tags["mlops_wb.audit.prev_hash"]
+    assert verify_audit("cancer", client=client).problems == [
+        f"Record #1 (run {recs[2]}) was edited: its contents no longer match its hash.",
+        f"Record #2 (run {recs[1]}) was edited: its contents no longer match its hash.",
+        f"Record #3 (run {recs[3]}) was edited: its contents no longer match its hash.",
+        f"Record #1 names a predecessor ({prev1[:12]}...), but the trail starts with it.",
+        "Record #2 does not follow record #1: it names another predecessor (records were reordered or replaced).",
+        "Record #3 does not follow record #2: it names another predecessor (records were reordered or replaced)."]
     # the alias moved by hand
     client.set_registered_model_alias("cancer", "champion", "2")
+    problems = verify_audit("cancer", client=client).problems
     assert "The champion alias points to v2, but the audit trail says v1: it was changed outside the workflow." in \
-        verify_audit("cancer", client=client).problems
+        problems
+    shown = status("cancer", client=client)
+    assert "The champion alias points to v2, but the audit trail says v1: it was changed outside the workflow." in \
+        shown.attrs["problems"]
 
 
 def test_rollback_restores_the_previous_champion(models):
@@ -287,7 +298,7 @@ RACER = textwrap.dedent("""
 
 def _race(uri, tmp_path):
     "Two real processes promote at once, twice; return their reports."
-    env = clean_env()
+    env = clean_env(MLOPS_WB_SETTINGS=os.environ["MLOPS_WB_SETTINGS"])  # the test's settings: alice and bob approve
     procs = [subprocess.Popen([sys.executable, "-c", RACER, uri, me, v, str(tmp_path)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for me, v in (("alice", "2"), ("bob", "3"))]
@@ -336,8 +347,7 @@ def test_two_processes_racing_sqlite(models, tmp_path):
     _check_race(uri, _race(uri, tmp_path))
 
 
-def test_two_processes_racing_on_an_mlflow_server(mlflow_server, tmp_path, monkeypatch):
-    monkeypatch.delenv("MLOPS_WB_USER", raising=False)
+def test_two_processes_racing_on_an_mlflow_server(mlflow_server, tmp_path, played_users):
     uri = mlflow_server
     from mlops_wb.core import get_client
 
@@ -353,7 +363,7 @@ def test_two_processes_racing_on_an_mlflow_server(mlflow_server, tmp_path, monke
 def test_console_script(models, tmp_path):
     uri, runs = models
     (tmp_path / "settings.ini").write_text(f"[tracking]\nuri = {uri}\n[registry]\nmodel_name = cancer\n"
-                                           "[approval]\napprovers = alice, dana\n")
+                                           "[approval]\napprovers = alice, dana\nallow_declared_user = true\n")
 
     def run(*args, user, code=0):
         r = subprocess.run([str(BIN / "mlops-wb"), *args], cwd=tmp_path, env=clean_env(MLOPS_WB_USER=user),
@@ -369,8 +379,9 @@ def test_console_script(models, tmp_path):
     r = run("approve", "1", "-c", "looks good", user="dana", code=1)
     assert r.stderr.strip() == ("Error: 'dana' may not approve cancer v1: they registered it, and the four-eyes rule "
                                 "forbids approving your own work. Ask another approver.")
+    # the README's form: the model's name before the version
     assert "Recorded #4: approve cancer v1 (pending -> approved) by alice." in \
-        run("approve", "1", "-c", "looks good", user="alice").stdout
+        run("approve", "cancer", "1", "-c", "looks good", user="alice").stdout
     r = run("audit", "--verify", "--json", user="alice")
     assert json.loads(r.stdout) == {"model": "cancer", "ok": True, "records": 4, "signed": 0,
                                     "signatures": "none", "problems": []}

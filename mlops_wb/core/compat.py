@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['MLFLOW_SCHEMA_REVISIONS', 'MLFLOW_RUN_COLUMNS']
+__all__ = ['MLFLOW_SCHEMA_REVISIONS', 'MLFLOW_RUN_COLUMNS', 'mlflow_can_read_experiment']
 
 # %% ../../nbs/00e_compat.ipynb #a3597cb9
 MLFLOW_SCHEMA_REVISIONS: tuple[str, ...] = (  # newest first; alembic revisions of MLflow's tracking schema
@@ -27,3 +27,10 @@ MLFLOW_RUN_COLUMNS: dict[str, tuple[str, ...]] = {
     "latest_metrics": ("key", "value", "timestamp", "step", "is_nan", "run_uuid"),
     "metrics": ("key", "value", "timestamp", "step", "is_nan", "run_uuid"),
 }
+
+# %% ../../nbs/00e_compat.ipynb #2d5274dc
+def mlflow_can_read_experiment(experiment_id: str, username: str) -> bool:
+    "Inside an MLflow server with basic auth: may `username` read experiment `experiment_id`?"
+    from mlflow.server import auth as mauth
+
+    return bool(mauth._get_experiment_permission(str(experiment_id), username).can_read)

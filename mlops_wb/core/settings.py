@@ -68,7 +68,6 @@ SETTINGS_SPECS: tuple[SettingSpec, ...] = (
        "Seconds to wait for a tracking server to answer before giving up with an error.", 0.0, 3600.0, True),
     _S("registry", "model_name", "mlops_wb_model", "str", "Default registered model name."),
     _S("registry", "champion_alias", "champion", "str", "Alias of the model version that serves production traffic."),
-    _S("registry", "challenger_alias", "challenger", "str", "Alias of the approved version waiting to be promoted."),
     _S("registry", "canary_alias", "canary", "str", "Alias of the version that takes a share of traffic as a canary."),
     _S("drift", "p_value_threshold", 0.05, "float",
        "Significance level of the p-value tests (KS, chi-square, z): drift when p < this.", 0.0, 1.0, True),
@@ -101,7 +100,12 @@ SETTINGS_SPECS: tuple[SettingSpec, ...] = (
        "User names allowed to approve, reject, promote and roll back. Empty: nobody may approve."),
     _S("approval", "four_eyes", True, "bool", "Whoever registered or requested a version cannot approve it."),
     _S("approval", "auto_approve", False, "bool",
-       "Let pipelines approve their own candidates (for demos only; gates must still pass)."),
+       "Let the automation_user approve and promote its own candidates when every gate passed; never people."),
+    _S("approval", "automation_user", "", "str",
+       "The one automation identity (a pipeline's login or server account) that auto_approve applies to."),
+    _S("approval", "allow_declared_user", False, "bool",
+       "Local stores only, for demos and tests: a declared name (MLOPS_WB_USER, --user, user=) may act in place of "
+       "the OS login; every record keeps both. An mlops_wb server always acts as the authenticated user."),
 )
 # Alerts and the monitor. Secrets (the webhook signing key, the SMTP password) come from the environment only.
 SETTINGS_SPECS += (

@@ -14,26 +14,29 @@ from typing import Any
 from .errors import MlopsWbError, invalid_parameter
 
 # %% auto #0
-__all__ = ['USER_ENV', 'current_user', 'escape', 'package_versions', 'check_choice', 'check_fraction', 'lazy_exports']
+__all__ = ['USER_ENV', 'os_login', 'current_user', 'escape', 'package_versions', 'check_choice', 'check_fraction', 'lazy_exports']
 
 # %% ../../nbs/00b_util.ipynb #3db0f4e8
 USER_ENV = "MLOPS_WB_USER"
 
 
+def os_login() -> str:
+    "The operating-system login of this process: who owns what it writes to a local store."
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise MlopsWbError("Could not tell who you are: the operating system reports no user name for this "
+                           "process. Run it under a named login.") from None
+
+
 def current_user(user: str | None = None) -> str:
-    "Who is acting: `user`, else $MLOPS_WB_USER, else the operating-system user."
+    "A label for who runs something (run tags): `user`, else $MLOPS_WB_USER, else the OS login. Never a permission."
     if user is not None:
         if not isinstance(user, str) or not user.strip():
             raise invalid_parameter("current_user", "user", "a non-empty user name", user)
         return user.strip()
     env = os.environ.get(USER_ENV, "").strip()
-    if env:
-        return env
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        raise MlopsWbError(f"Could not tell who you are: the operating system reports no user name. "
-                           f"Set the {USER_ENV} environment variable or pass user=...") from None
+    return env or os_login()
 
 
 def escape(value: Any) -> str:

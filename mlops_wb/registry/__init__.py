@@ -7,7 +7,11 @@ __all__ = []
 
 # %% ../../nbs/06_registry.ipynb #0ccb0cd6
 from .state import *  # noqa: F403
+from .identity import *  # noqa: F403
+from .remote import *  # noqa: F403
 from .audit import *  # noqa: F403
+from .verify import *  # noqa: F403
 from .policy import *  # noqa: F403
+from .transition import *  # noqa: F403
 from .workflow import *  # noqa: F403
 from .serving import *  # noqa: F403

@@ -9,42 +9,44 @@ import hashlib
 import hmac
 import json
 import os
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mlops_wb.core import (
+    ApprovalError,
     InvalidParameterError,
     Settings,
     TrackingError,
     client_uri,
     ensure_experiment,
-    escape,
     get_client,
 )
 from mlops_wb.registry.state import (
     AUDIT_EXPERIMENT_PREFIX,
     AUDIT_HEAD_TAG,
-    STATUS_TAG,
     RegistryLock,
-    Snapshot,
+    check_model_name,
     iso_time,
     now_ms,
-    check_model_name,
-    model_state,
-    plan_transition,
 )
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 # %% auto #0
-__all__ = ['AUDIT_FIELDS', 'MAX_COMMENT', 'AUDIT_KEY_ENV', 'AuditRecord', 'audit_key', 'key_id', 'sign', 'append_record',
-           'audit_records', 'history', 'AuditVerification', 'replay', 'verify_audit']
+__all__ = ['AUDIT_FIELDS', 'EXTRA_FIELDS', 'AUDIT_TAG', 'MAX_COMMENT', 'AUDIT_KEY_ENV', 'HISTORY_COLUMNS', 'AuditRecord',
+           'audit_experiment', 'audit_key', 'key_id', 'sign', 'TrailTail', 'last_record', 'check_signing',
+           'append_record', 'audit_records', 'history']
 
 # %% ../../nbs/06b_audit.ipynb #7f85c334
 AUDIT_FIELDS = ("seq", "time", "model", "version", "action", "from_state", "to_state", "actor", "comment",
                 "override", "outcome", "reason", "champion_before", "champion_after", "canary_before",
                 "canary_after", "evidence", "prev_hash")
-_TAG = "mlops_wb.audit."
+EXTRA_FIELDS = ("auth", "login", "address", "policy", "server")  # hashed when set: how the actor was known, and where
+AUDIT_TAG = "mlops_wb.audit."
 MAX_COMMENT = 4000
 
 
@@ -74,10 +76,16 @@ class AuditRecord:
     key_id: str = ""  # which key signed it (a fingerprint, never the key)
     run_id: str = ""  # the audit run holding this record
     deleted: bool = False  # True when that run was deleted
+    auth: str = ""  # how the actor was known: login | declared | authenticated
+    login: str = ""  # the OS login (local store), or the user the mlops_wb server authenticated
+    address: str = ""  # where the request came from: the client's address on a server, the host locally
+    policy: str = ""  # SHA-256 digest of the approval policy that decided
+    server: str = ""  # id of the mlops_wb server that wrote the record, if one did
 
     def payload(self) -> dict[str, str]:
-        "The hashed fields, as strings."
-        return {f: str(getattr(self, f)) for f in AUDIT_FIELDS}
+        "The hashed fields, as strings (the identity fields only when set)."
+        out = {f: str(getattr(self, f)) for f in AUDIT_FIELDS}
+        return out | {f: str(getattr(self, f)) for f in EXTRA_FIELDS if getattr(self, f)}
 
     def compute_hash(self) -> str:
         "SHA-256 of the canonical JSON of the hashed fields."
@@ -85,13 +93,21 @@ class AuditRecord:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _audit_experiment(name: str, client: Any, *, create: bool) -> str | None:
-    "The id of model `name`'s audit experiment (created when `create`)."
+def audit_experiment(name: str, client: MlflowClient, *, create: bool,
+                     ids: dict[tuple[str, str], str] | None = None) -> str | None:
+    "The id of model `name`'s audit experiment (created when `create`); `ids` remembers it (a server's cache)."
+    cache_key = (client_uri(client), name)
+    if ids is not None and cache_key in ids:
+        return ids[cache_key]
     exp_name = AUDIT_EXPERIMENT_PREFIX + name
     if create:
-        return ensure_experiment(exp_name, client=client)
-    exp = client.get_experiment_by_name(exp_name)
-    return exp.experiment_id if exp is not None else None
+        found = ensure_experiment(exp_name, client=client)
+    else:
+        exp = client.get_experiment_by_name(exp_name)
+        found = exp.experiment_id if exp is not None else None
+    if ids is not None and found is not None:
+        ids[cache_key] = found
+    return found
 
 
 AUDIT_KEY_ENV = "MLOPS_WB_AUDIT_KEY"  # the team's secret audit key: records are signed with it when it is set
@@ -126,56 +142,95 @@ def sign(key: bytes, record_hash: str) -> str:
 _STATUS_OF = {"ok": "FINISHED", "denied": "KILLED", "failed": "FAILED"}
 
 
-def _last_record(name: str, client: Any, exp_id: str) -> tuple[int, str]:
-    "Sequence number and hash of the newest record (0, '' when the trail is empty)."
+@dataclass(frozen=True)
+class TrailTail:
+    "The newest record of a trail, as the next append needs it."
+    seq: int = 0
+    hash: str = ""
+    key_id: str = ""
+    server: str = ""
+
+
+def last_record(client: MlflowClient, exp_id: str) -> TrailTail:
+    "The newest record of the trail in experiment `exp_id`, deleted or not (an empty `TrailTail` for none)."
     from mlflow.entities import ViewType
 
     runs = client.search_runs([exp_id], run_view_type=ViewType.ALL, max_results=1,
-                              order_by=[f"tags.`{_TAG}seq` DESC"])
+                              order_by=[f"tags.`{AUDIT_TAG}seq` DESC"])
     if not runs:
-        return 0, ""
-    tags = runs[0].data.tags
-    return int(tags.get(_TAG + "seq", "0") or 0), tags.get(_TAG + "hash", "")
+        return TrailTail()
+    t = runs[0].data.tags
+    return TrailTail(int(t.get(AUDIT_TAG + "seq", "0") or 0), t.get(AUDIT_TAG + "hash", ""),
+                     t.get(AUDIT_TAG + "key_id", ""), t.get(AUDIT_TAG + "server", ""))
 
 
-def append_record(name: str, *, client: Any, lock: RegistryLock, **values: Any) -> AuditRecord:
+def check_signing(name: str, tail: TrailTail, key: bytes | None) -> None:
+    "Refuse to append to a signed trail without its key (or with another one)."
+    if not tail.key_id:
+        return
+    held = key_id(key) if key is not None else None
+    if held == tail.key_id:
+        return
+    where = (f"the mlops_wb server {tail.server[:12]}" if tail.server else "the team's audit key")
+    have = f"holds another key ({held})" if held else "holds no audit key"
+    raise ApprovalError(
+        f"The audit trail of {name!r} is signed with key {tail.key_id} (its record #{tail.seq}), by {where}; this "
+        f"process {have}, so it cannot continue the trail without breaking its signatures. "
+        + ("Send the transition to that server." if tail.server else
+           f"Set {AUDIT_KEY_ENV} to the key that signed it."))
+
+
+def append_record(name: str, *, client: MlflowClient, lock: RegistryLock, key: str | bytes | None = None,
+                  tail: TrailTail | None = None, ids: dict[tuple[str, str], str] | None = None,
+                  pool: Executor | None = None, **values: Any) -> AuditRecord:
     "Append one record to model `name`'s audit trail (hold `lock` while calling); returns it with its hash."
     if lock.experiment_id is None:
         raise TrackingError(f"append_record needs the registry lock of {name!r}; take it with RegistryLock first.")
-    exp_id = _audit_experiment(name, client, create=True)
-    seq, prev = _last_record(name, client, exp_id)
+    key = audit_key(key)
+    exp_id = audit_experiment(name, client, create=True, ids=ids)
+    tail = tail or last_record(client, exp_id)
+    check_signing(name, tail, key)
     values = {k: ("" if v is None else v) for k, v in values.items()}
     values["reason"] = str(values.get("reason", ""))[:2000]
-    rec = AuditRecord(seq=seq + 1, time=iso_time(now_ms()), model=name, prev_hash=prev, **values)
+    rec = AuditRecord(seq=tail.seq + 1, time=iso_time(now_ms()), model=name, prev_hash=tail.hash, **values)
     rec.hash = rec.compute_hash()
-    tags = {_TAG + k: v for k, v in rec.payload().items()} | {_TAG + "hash": rec.hash, _TAG + "seq": f"{rec.seq:06d}"}
-    key = audit_key()
+    tags = {AUDIT_TAG + k: v for k, v in rec.payload().items()}
+    tags |= {AUDIT_TAG + "hash": rec.hash, AUDIT_TAG + "seq": f"{rec.seq:06d}"}
     if key is not None:
         rec.signature, rec.key_id = sign(key, rec.hash), key_id(key)
-        tags |= {_TAG + "signature": rec.signature, _TAG + "key_id": rec.key_id}
+        tags |= {AUDIT_TAG + "signature": rec.signature, AUDIT_TAG + "key_id": rec.key_id}
     run = client.create_run(exp_id, start_time=now_ms(), tags=tags,
                             run_name=f"{rec.seq:06d} {rec.action} v{rec.version} {rec.outcome}")
     rec.run_id = run.info.run_id
-    client.set_terminated(rec.run_id, _STATUS_OF.get(rec.outcome, "FINISHED"))
-    client.set_registered_model_tag(name, AUDIT_HEAD_TAG, f"{rec.seq}:{rec.hash}")
+    status, head = _STATUS_OF.get(rec.outcome, "FINISHED"), f"{rec.seq}:{rec.hash}"
+    if pool is None:
+        client.set_terminated(rec.run_id, status)
+        client.set_registered_model_tag(name, AUDIT_HEAD_TAG, head)
+    else:  # independent writes: at once
+        done = pool.submit(client.set_terminated, rec.run_id, status)
+        client.set_registered_model_tag(name, AUDIT_HEAD_TAG, head)
+        done.result()
+    known = _CACHE.get((client_uri(client), name, exp_id))
+    if known is not None and (known[-1].seq if known else 0) == rec.seq - 1:
+        known.append(rec)  # this process's copy of the trail stays current
     return rec
 
 # %% ../../nbs/06b_audit.ipynb #0dcce7e7
 def _parse(run: Any) -> AuditRecord:
     "The audit record held in a run's tags."
     t = run.data.tags
-    seq = t.get(_TAG + "seq", "")
+    seq = t.get(AUDIT_TAG + "seq", "")
     return AuditRecord(seq=int(seq) if seq.isdigit() else -1,
-                       **{f: t.get(_TAG + f, "") for f in AUDIT_FIELDS if f != "seq"},
-                       hash=t.get(_TAG + "hash", ""), signature=t.get(_TAG + "signature", ""),
-                       key_id=t.get(_TAG + "key_id", ""), run_id=run.info.run_id,
+                       **{f: t.get(AUDIT_TAG + f, "") for f in AUDIT_FIELDS + EXTRA_FIELDS if f != "seq"},
+                       hash=t.get(AUDIT_TAG + "hash", ""), signature=t.get(AUDIT_TAG + "signature", ""),
+                       key_id=t.get(AUDIT_TAG + "key_id", ""), run_id=run.info.run_id,
                        deleted=run.info.lifecycle_stage == "deleted")
 
 
 _CACHE: dict[tuple[str, str, str], list[AuditRecord]] = {}
 
 
-def _newer(client: Any, exp_id: str, known: list[AuditRecord]) -> list[AuditRecord] | None:
+def _newer(client: MlflowClient, exp_id: str, known: list[AuditRecord]) -> list[AuditRecord] | None:
     "Records appended after `known`, newest pages first; None when `known` no longer matches the store."
     from mlflow.entities import ViewType
 
@@ -183,7 +238,7 @@ def _newer(client: Any, exp_id: str, known: list[AuditRecord]) -> list[AuditReco
     new, token, size = [], None, 10
     while True:
         page = client.search_runs([exp_id], run_view_type=ViewType.ACTIVE_ONLY, max_results=size, page_token=token,
-                                  order_by=[f"tags.`{_TAG}seq` DESC"])
+                                  order_by=[f"tags.`{AUDIT_TAG}seq` DESC"])
         for run in page:
             rec = _parse(run)
             if last is not None and rec.seq <= last.seq:
@@ -194,17 +249,21 @@ def _newer(client: Any, exp_id: str, known: list[AuditRecord]) -> list[AuditReco
             return sorted(new, key=lambda r: r.seq) if last is None else None
 
 
-def audit_records(name: str, *, client: Any = None, include_deleted: bool = True,
-                  cached: bool = False) -> list[AuditRecord]:
+def audit_records(name: str, *, client: MlflowClient | None = None, include_deleted: bool = True,
+                  cached: bool = False, head: str | None = None,
+                  ids: dict[tuple[str, str], str] | None = None) -> list[AuditRecord]:
     "Every audit record of model `name`, in sequence order; `cached` reads only what was appended since last time."
     from mlflow.entities import ViewType
 
     check_model_name("audit_records", name)
     client = client or get_client()
-    exp_id = _audit_experiment(name, client, create=False)
+    exp_id = audit_experiment(name, client, create=False, ids=ids)
     if exp_id is None:
         return []
     key = (client_uri(client), name, exp_id)
+    known = _CACHE.get(key)
+    if cached and not include_deleted and known and head and head == f"{known[-1].seq}:{known[-1].hash}":
+        return list(known)  # the head pointer, read under the same lock, names the last record known here
     if cached and not include_deleted and key in _CACHE:
         new = _newer(client, exp_id, _CACHE[key])
         if new is not None:
@@ -223,140 +282,17 @@ def audit_records(name: str, *, client: Any = None, include_deleted: bool = True
     return out
 
 # %% ../../nbs/06b_audit.ipynb #8660226b
-def history(name: str, *, client: Any = None, settings: Settings | None = None) -> pd.DataFrame:
+HISTORY_COLUMNS = ["seq", "time", "version", "action", "from_state", "to_state", "actor", "outcome", "comment",
+                   "override", "reason", "champion_before", "champion_after", "evidence", "auth", "login", "address",
+                   "policy", "server", "hash", "run_id"]
+
+
+def history(name: str, *, client: MlflowClient | None = None, settings: Settings | None = None) -> pd.DataFrame:
     "Model `name`'s audit trail: one row per attempted transition, oldest first."
     check_model_name("history", name)
     client = client or get_client(settings=settings)
-    cols = ["seq", "time", "version", "action", "from_state", "to_state", "actor", "outcome", "comment", "override",
-            "reason", "champion_before", "champion_after", "evidence", "hash", "run_id"]
-    rows = [{c: getattr(r, c) for c in cols} for r in audit_records(name, client=client, include_deleted=False,
-                                                                      cached=True)]
-    df = pd.DataFrame(rows, columns=cols)
+    rows = [{c: getattr(r, c) for c in HISTORY_COLUMNS}
+            for r in audit_records(name, client=client, include_deleted=False, cached=True)]
+    df = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     df["time"] = pd.to_datetime(df["time"], utc=True, format="ISO8601")
     return df
-
-# %% ../../nbs/06b_audit.ipynb #76fbd8dc
-@dataclass
-class AuditVerification:
-    "The result of `verify_audit`: ok, how many records, and every problem found."
-    name: str
-    records: int
-    problems: list[str]
-    signed: int = 0  # records carrying a signature
-    signatures: str = "none"  # verified (with the key), unchecked (no key given), or none (no record is signed)
-
-    @property
-    def ok(self) -> bool:
-        "True when no problem was found."
-        return not self.problems
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __repr__(self) -> str:
-        head = f"Audit trail of {self.name!r}: {self.records} records ({self.signature_summary}), "
-        return head + ("intact." if self.ok else f"{len(self.problems)} problem(s):\n- " + "\n- ".join(self.problems))
-
-    @property
-    def signature_summary(self) -> str:
-        "How the records are signed: 'unsigned', or how many are signed and whether the signatures were checked."
-        return {"verified": f"{self.signed} signed, signatures verified",
-                "unchecked": f"{self.signed} signed, signatures not checked: no audit key given",
-                "none": "unsigned"}[self.signatures]
-
-    def _repr_html_(self) -> str:
-        colour = "#1a7f37" if self.ok else "#cf222e"
-        items = "".join(f"<li>{escape(p)}</li>" for p in self.problems)
-        text = "intact" if self.ok else f"{len(self.problems)} problem(s)"
-        return (f"<div><b>Audit trail of {escape(self.name)}</b>: {self.records} records "
-                f"({escape(self.signature_summary)}), "
-                f"<span style='color:{colour};font-weight:600'>{text}</span><ul>{items}</ul></div>")
-
-
-def replay(records: list[AuditRecord]) -> Snapshot:
-    "The workflow state the allowed transitions of `records` lead to."
-    ok = [r for r in records if r.outcome == "ok"]
-    snap = Snapshot(champion=ok[0].champion_before or None, canary=ok[0].canary_before or None) if ok else Snapshot()
-    for r in ok:
-        snap = plan_transition(snap, r.action, r.version, canary=r.to_state == "canary").apply(snap)
-    return snap
-
-
-def verify_audit(name: str, *, client: Any = None, settings: Settings | None = None,
-                 key: str | bytes | None = None) -> AuditVerification:
-    "Check model `name`'s audit trail for edited, removed, reordered or deleted records and unaudited changes."
-    check_model_name("verify_audit", name)
-    key = audit_key(key)
-    client = client or get_client(settings=settings)
-    state = model_state(name, client=client, settings=settings)
-    recs = audit_records(name, client=client)
-    problems: list[str] = []
-    valid = []
-    for r in recs:
-        if r.seq < 1 or not r.hash or r.action == "":
-            problems.append(f"Run {r.run_id} in the audit experiment is not a complete audit record "
-                            "(missing sequence number, hash or action): it was edited or added by hand.")
-            continue
-        if r.compute_hash() != r.hash:
-            problems.append(f"Record #{r.seq} (run {r.run_id}) was edited: its contents no longer match its hash.")
-        if r.deleted:
-            problems.append(f"Record #{r.seq} (run {r.run_id}) was deleted: its run is in the deleted state.")
-        valid.append(r)
-    prev = None
-    for r in valid:
-        if prev is None and r.seq > 1:
-            gap = "Record #1 is" if r.seq == 2 else f"Records #1 to #{r.seq - 1} are"
-            problems.append(f"{gap} missing: the start of the trail was removed.")
-        elif prev is None and r.prev_hash:
-            problems.append(f"Record #1 names a predecessor ({r.prev_hash[:12]}...), but the trail starts with it.")
-        elif prev is not None and r.seq == prev.seq:
-            problems.append(f"Two records claim #{r.seq} (runs {prev.run_id} and {r.run_id}): the trail forked.")
-        elif prev is not None and r.seq > prev.seq + 1:
-            gap = f"#{prev.seq + 1}" if r.seq == prev.seq + 2 else f"#{prev.seq + 1} to #{r.seq - 1}"
-            problems.append(f"Record {gap} is missing: the sequence jumps from #{prev.seq} to #{r.seq}.")
-        elif prev is not None and r.prev_hash != prev.hash:
-            problems.append(f"Record #{r.seq} does not follow record #{prev.seq}: it names another predecessor "
-                            "(records were reordered or replaced).")
-        prev = r
-    head = state.tags.get(AUDIT_HEAD_TAG, "")
-    last = f"{valid[-1].seq}:{valid[-1].hash}" if valid else ""
-    if head != last:
-        problems.append(f"The model's head pointer ({AUDIT_HEAD_TAG} = {head or 'missing'!s}) does not name the last "
-                        f"record ({last or 'none'}): records were removed from the end, or added without it.")
-    if valid:
-        expect = replay(valid)
-        seen = state.snapshot
-        for role in ("champion", "canary"):
-            a, b = getattr(expect, role), getattr(seen, role)
-            if a != b:
-                problems.append(f"The {role} alias points to {('v' + b) if b else 'no version'}, but the audit "
-                                f"trail says {('v' + a) if a else 'no version'}: it was changed outside the workflow.")
-        for v in sorted(set(expect.tags) | {v for v, t in seen.tags.items() if t != "registered"}, key=int):
-            if v in state.versions and expect.status(v) != seen.status(v):
-                problems.append(f"Version {v} has status {seen.status(v)!r}, but the audit trail says "
-                                f"{expect.status(v)!r}: its {STATUS_TAG} tag or an alias was changed by hand.")
-    signed = sum(1 for r in valid if r.signature)
-    if key is not None:
-        problems += _check_signatures(valid, key)
-    return AuditVerification(name, len(recs), problems, signed,
-                             "none" if not signed and key is None else ("verified" if key is not None else "unchecked"))
-
-
-def _check_signatures(valid: list[AuditRecord], key: bytes) -> list[str]:
-    "With the team's key: every signature matches, and the trail is signed without a break from its first signature."
-    problems, kid = [], key_id(key)
-    for r in valid:
-        if r.signature and r.key_id != kid:
-            problems.append(f"Record #{r.seq} is signed with another audit key ({r.key_id}, this one is {kid}): "
-                            "verify with the key that signed it.")
-        elif r.signature and not hmac.compare_digest(r.signature, sign(key, r.hash)):
-            problems.append(f"Record #{r.seq} does not carry a valid signature: it was rewritten (and its hash "
-                            "recomputed) by someone without the audit key.")
-    first = next((i for i, r in enumerate(valid) if r.signature), None)
-    unsigned = [r.seq for r in (valid[first:] if first is not None else valid[-1:]) if not r.signature]
-    if unsigned:
-        shown = ", ".join(f"#{n}" for n in unsigned[:10]) + (" ..." if len(unsigned) > 10 else "")
-        problems.append(f"Record(s) {shown} are not signed, although an audit key is in use: they were written "
-                        "without the key, or their signatures were stripped. (If signing was only just turned on, "
-                        "the next transition signs the trail from then on.)")
-    return problems

@@ -5,38 +5,80 @@
 # %% ../../nbs/06c_policy.ipynb #0ce762b3
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 
-from .audit import AuditRecord, audit_records, replay
-from ..core import ApprovalError, Settings, current_user, get_client, invalid_parameter, load_settings
-from ..gates.report import gate_summary
-from .state import ModelState, check_model_name, check_version, model_state
+from ..core import ApprovalError, Settings, invalid_parameter, load_settings
+from .audit import AuditRecord
+from .identity import file_settings, settings_source
+from .state import ModelState
 
 # %% auto #0
-__all__ = ['ACTS', 'ApprovalPolicy', 'resolve_policy', 'Decision', 'Denied', 'check_policy', 'champion_stack', 'allowed_actions']
+__all__ = ['ACTS', 'ApprovalPolicy', 'effective_policy', 'Decision', 'Denied', 'check_policy', 'champion_stack']
 
 # %% ../../nbs/06c_policy.ipynb #98e52c6d
 @dataclass(frozen=True)
 class ApprovalPolicy:
-    "Who may decide, and how: the `[approval]` settings as an object that arguments can override."
+    "Who may decide, and how: the `[approval]` settings as an object (an argument may only tighten them)."
     approvers: tuple[str, ...] = ()
     four_eyes: bool = True
     auto_approve: bool = False
+    automation_user: str = ""  # the one identity auto_approve applies to
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ApprovalPolicy:
         "The policy in `settings.ini` (or the given settings)."
         a = (settings or load_settings()).approval
-        return cls(tuple(a.approvers), bool(a.four_eyes), bool(a.auto_approve))
+        return cls(tuple(a.approvers), bool(a.four_eyes), bool(a.auto_approve), str(a.automation_user))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ApprovalPolicy:
+        "A policy from `as_dict`'s form (as sent to an mlops_wb server)."
+        if not isinstance(d, dict) or not set(d) <= {"approvers", "four_eyes", "auto_approve", "automation_user"}:
+            raise invalid_parameter("ApprovalPolicy.from_dict", "d", "a dict of approvers, four_eyes, auto_approve, "
+                                    "automation_user", d)
+        return cls(tuple(str(a) for a in d.get("approvers", ())), bool(d.get("four_eyes", True)),
+                   bool(d.get("auto_approve", False)), str(d.get("automation_user", "")))
+
+    def as_dict(self) -> dict:
+        "The policy as plain data, approvers sorted."
+        return {**asdict(self), "approvers": sorted(self.approvers)}
+
+    @property
+    def digest(self) -> str:
+        "SHA-256 of the policy's canonical JSON: names the policy in audit records."
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def loosens(self, base: ApprovalPolicy) -> list[str]:
+        "How this policy is looser than `base` (empty when it is as strict or stricter)."
+        out = []
+        extra = [a for a in self.approvers if a not in base.approvers]
+        if extra:
+            out.append(f"it lists approvers the settings do not ({', '.join(extra)})")
+        if base.four_eyes and not self.four_eyes:
+            out.append("it turns off four_eyes")
+        if self.auto_approve and not (base.auto_approve and self.automation_user == base.automation_user):
+            out.append(f"it lets {self.automation_user or 'nobody'!r} auto-approve, which the settings do not")
+        return out
 
 
-def resolve_policy(policy: ApprovalPolicy | None, settings: Settings | None) -> ApprovalPolicy:
-    if policy is None:
-        return ApprovalPolicy.from_settings(settings)
-    if not isinstance(policy, ApprovalPolicy):
-        raise invalid_parameter("the registry workflow", "policy", "an ApprovalPolicy or None", policy)
-    return policy
+def effective_policy(policy: ApprovalPolicy | None, settings: Settings | None, *,
+                     func: str = "the registry") -> tuple[ApprovalPolicy, str]:
+    "The policy that decides, and where it came from: the settings file's, tightened (never loosened) by `policy`."
+    settings = settings or load_settings()
+    base = ApprovalPolicy.from_settings(file_settings(settings))
+    where = f"the [approval] policy of {settings_source(file_settings(settings))}"
+    chosen = ApprovalPolicy.from_settings(settings)
+    if policy is not None and not isinstance(policy, ApprovalPolicy):
+        raise invalid_parameter(func, "policy", "an ApprovalPolicy or None", policy)
+    for candidate, than, what in ((chosen, base, f"The settings overrides passed to {func} are"),
+                                  (policy, chosen, f"The policy passed to {func} is")):
+        looser = candidate.loosens(than) if candidate is not None else []
+        if looser:
+            raise Denied("policy", f"{what} looser than {where}: {'; '.join(looser)}. An argument can only "
+                                   "tighten the policy, never loosen it.")
+    return (policy or chosen), where
 
 
 @dataclass(frozen=True)
@@ -72,18 +114,19 @@ _HINTS = {"registered": "Request approval first: request_approval(name, version)
 
 
 def check_policy(action: str, st: ModelState, version: str, actor: str, policy: ApprovalPolicy, *, comment: str,
-           override: str, gates: dict | None, expected_state: str | None, expected_champion: str | None) -> None:
+                 override: str, gates: dict | None, expected_state: str | None, expected_champion: str | None) -> None:
     "Raise `Denied` when the policy forbids `actor` to take `action` on `version` now."
     name, what = st.name, f"{st.name} v{version}"
     info = st.versions[version]
     status = info.status
     gates_ok = gates is not None and gates["passed"]
-    auto = policy.auto_approve and action in ("approve", "promote") and gates_ok
+    automation = bool(policy.auto_approve and policy.automation_user and actor == policy.automation_user)
+    auto = automation and action in ("approve", "promote") and gates_ok
     if action != "request" and not auto:
         if not policy.approvers:
             raise Denied("approvers", f"Nobody may {ACTS[action]} versions of {name!r}: the approvers list "
-                          "([approval] approvers in settings.ini) is empty. Add user names to it, or pass "
-                          "policy=ApprovalPolicy(approvers=(...)).")
+                          "([approval] approvers in settings.ini) is empty. Ask whoever keeps the settings to list "
+                          "the people who decide.")
         if actor not in policy.approvers:
             raise Denied("approvers", f"{actor!r} may not {ACTS[action]} {what}: only the listed approvers may "
                           f"({', '.join(policy.approvers)}). Ask one of them, or have your name added to "
@@ -97,13 +140,13 @@ def check_policy(action: str, st: ModelState, version: str, actor: str, policy: 
         if expected_champion is not None and st.snapshot.champion != expected_champion:
             raise Denied("state", f"The champion of {name} is v{st.snapshot.champion}, not v{expected_champion}: "
                           "it changed since you looked. Reload and decide again.")
+    elif expected_state is not None and expected_state != status:
+        raise Denied("state", f"{what} is {status} in the registry, but its audit trail says {expected_state}: its "
+                      f"state was changed outside the workflow. Run verify_audit({name!r}) and repair it first.")
     elif status not in _FROM[action]:
         allowed = " or ".join(_FROM[action])
         raise Denied("state", f"{what} is {status}; only a version that is {allowed} can be {_DONE[action]}. "
                       f"{_HINTS.get(status, '')}".strip())
-    if expected_state is not None and expected_state != status:
-        raise Denied("state", f"{what} is {status} in the registry, but its audit trail says {expected_state}: its "
-                      f"state was changed outside the workflow. Run verify_audit({name!r}) and repair it first.")
     if action == "promote" and expected_champion is not None and st.snapshot.champion != expected_champion:
         raise Denied("state", f"The champion of {name} is v{st.snapshot.champion}, not v{expected_champion}: "
                       "it changed since you looked. Reload and decide again.")
@@ -132,39 +175,3 @@ def champion_stack(records: list[AuditRecord]) -> list[str]:
         elif stack:
             stack.pop()
     return stack
-
-# %% ../../nbs/06c_policy.ipynb #6f46991c
-def allowed_actions(name: str, version: Any, *, user: str | None = None, policy: ApprovalPolicy | None = None,
-                    client: Any = None, settings: Settings | None = None) -> dict[str, Decision]:
-    "For each action on `version` (and rollback of the model), whether `user` may take it now, and why not."
-    name, v = check_model_name("allowed_actions", name), check_version("allowed_actions", version)
-    actor, policy = current_user(user), resolve_policy(policy, settings)
-    client = client or get_client(settings=settings)
-    st = model_state(name, client=client, settings=settings)
-    st.version(v)
-    records = audit_records(name, client=client, include_deleted=False, cached=True)
-    known = replay(records)
-    run_id = st.versions[v].run_id
-    gates = gate_summary(run_id, client=client)
-    out = {}
-    for action in ("request", "approve", "reject", "canary", "promote"):
-        expected = known.status(v) if records and v in known.tags else None
-        try:
-            check_policy(action, st, v, actor, policy, comment="-", override="", gates=gates, expected_state=expected,
-                   expected_champion=None)
-            out[action] = Decision(action, True)
-        except Denied as e:
-            out[action] = Decision(action, e.rule == "gates", str(e), needs_override=e.rule == "gates")
-    stack = champion_stack(records)
-    if st.snapshot.champion is None:
-        out["rollback"] = Decision("rollback", False, f"{name} has no champion, so there is nothing to roll back.")
-    elif len(stack) < 2 or stack[-1] != st.snapshot.champion:
-        out["rollback"] = Decision("rollback", False, f"{name} has no previous champion to roll back to.")
-    else:
-        try:
-            check_policy("rollback", st, st.snapshot.champion, actor, policy, comment="-", override="", gates=None,
-                   expected_state=None, expected_champion=None)
-            out["rollback"] = Decision("rollback", True, f"Rolls back to v{stack[-2]}.")
-        except Denied as e:
-            out["rollback"] = Decision("rollback", False, str(e))
-    return out

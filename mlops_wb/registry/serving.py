@@ -9,7 +9,7 @@ import hashlib
 import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,11 +18,14 @@ from ..core import NotFoundError, Settings, TrackingError, client_uri, get_clien
 from ..gates.report import download
 from .state import CANARY_WEIGHT_TAG, aliases_of, mlflow_error, check_model_name
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 # %% auto #0
 __all__ = ['resolve_alias', 'load_model', 'bucket', 'Router']
 
 # %% ../../nbs/06e_serving.ipynb #afc0e0c5
-def resolve_alias(name: str, alias: str, *, client: Any = None) -> str:
+def resolve_alias(name: str, alias: str, *, client: MlflowClient | None = None) -> str:
     "The version that alias `alias` of model `name` points to."
     from mlflow.exceptions import MlflowException
 
@@ -39,7 +42,7 @@ def resolve_alias(name: str, alias: str, *, client: Any = None) -> str:
 
 
 def load_model(name: str, alias: str | None = None, *, version: Any = None, flavor: str = "pyfunc",
-               client: Any = None, settings: Settings | None = None) -> Any:
+               client: MlflowClient | None = None, settings: Settings | None = None) -> Any:
     "Load version `version`, or the one alias `alias` (default: the champion) points to, as pyfunc or sklearn."
     import mlflow
 
@@ -70,7 +73,7 @@ def bucket(key: Any, salt: str = "") -> float:
 class Router:
     "Route each request to the champion or the canary by a deterministic hash of its key; record who answered."
 
-    def __init__(self, name: str, *, weight: float | None = None, flavor: str = "pyfunc", client: Any = None,
+    def __init__(self, name: str, *, weight: float | None = None, flavor: str = "pyfunc", client: MlflowClient | None = None,
                  settings: Settings | None = None):
         self.name = check_model_name("Router", name)
         if weight is not None and not (isinstance(weight, (int, float)) and not isinstance(weight, bool)
