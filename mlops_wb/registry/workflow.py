@@ -5,6 +5,7 @@
 # %% ../../nbs/06d_workflow.ipynb #5e170a24
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ..core import ApprovalError, Settings, get_client, invalid_parameter, load_settings
@@ -20,9 +21,12 @@ from .verify import replay
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+logger = logging.getLogger(__name__)
+
 # %% auto #0
-__all__ = ['local_actor', 'server_request', 'act', 'register', 'request_approval', 'approve', 'reject', 'set_canary', 'promote',
-           'rollback', 'allowed_actions', 'decide', 'whoami', 'version_details']
+__all__ = ['logger', 'local_actor', 'server_request', 'act', 'transition_alert', 'announce', 'register', 'request_approval',
+           'approve', 'reject', 'set_canary', 'promote', 'rollback', 'allowed_actions', 'decide', 'whoami',
+           'version_details']
 
 # %% ../../nbs/06d_workflow.ipynb #84712c83
 def local_actor(func: str, who: str | None, param: str, *, policy: ApprovalPolicy | None,
@@ -58,9 +62,45 @@ def act(action: str, params: dict, *, who: str | None, param: str, policy: Appro
     server = workflow_server(client)
     if server is not None:
         body = {k: v for k, v in params.items() if v is not None} | server_request(func, who, param, policy)
-        return AuditRecord(**server.transition(action, body))
-    return perform(action, params, actor=local_actor(func, who, param, policy=policy, settings=settings),
-                   client=client, settings=settings)
+        record = AuditRecord(**server.transition(action, body))
+    else:
+        record = perform(action, params, actor=local_actor(func, who, param, policy=policy, settings=settings),
+                         client=client, settings=settings)
+    announce(record, settings=settings, client=client)
+    return record
+
+# %% ../../nbs/06d_workflow.ipynb #a1e70002
+def transition_alert(record: AuditRecord) -> tuple[str, str] | None:
+    "The alert a successful transition calls for, as (event, subject), or None."
+    if record.outcome != "ok":
+        return None
+    who = f"{record.model} v{record.version}"
+    if record.action == "rollback":
+        return "rollback", (f"{record.model}: champion rolled back from v{record.champion_before} to "
+                            f"v{record.champion_after} by {record.actor}")
+    if record.champion_after and record.champion_after != record.champion_before:
+        return "promotion", f"{record.model}: v{record.champion_after} is the new champion (by {record.actor})"
+    if record.to_state == "pending" and record.from_state != "pending":
+        return "pending_approval", f"{who} waits for approval (requested by {record.actor})"
+    return None
+
+
+def announce(record: AuditRecord, *, settings: Settings, client: MlflowClient | None = None) -> None:
+    "Send the alert `record` calls for, if any; a failure is logged, never raised: the transition has happened."
+    alert = transition_alert(record)
+    if alert is None:
+        return
+    from mlops_wb.alerts import notify
+
+    event, subject = alert
+    details = {"model": record.model, "version": record.version, "action": record.action, "actor": record.actor,
+               "from_state": record.from_state, "to_state": record.to_state, "comment": record.comment,
+               "champion_before": record.champion_before, "champion_after": record.champion_after,
+               "audit_seq": record.seq}
+    try:
+        notify(event, subject=subject, details=details, settings=settings, client=client)
+    except Exception as e:  # noqa: BLE001 - the transition is recorded; the alert must not turn it into an error
+        logger.warning("the %s alert for %s v%s was not sent: %s", event, record.model, record.version, e)
 
 # %% ../../nbs/06d_workflow.ipynb #d3ea4ac1
 def register(
