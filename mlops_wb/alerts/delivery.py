@@ -143,7 +143,7 @@ def record_undelivered(alert: Alert, deliveries: list[Delivery], *, config: Aler
 RECORD_COLUMNS = ("id", "event", "subject", "created", "status", "undelivered", "error", "where")
 
 
-def _experiment_id(client: Any, name: str) -> str | None:
+def _experiment_id(client: MlflowClient, name: str) -> str | None:
     exp = client.get_experiment_by_name(name)
     return exp.experiment_id if exp is not None and exp.lifecycle_stage == "active" else None
 
@@ -179,7 +179,7 @@ def alert_records(*, include_delivered: bool = False, settings: Settings | None 
     return pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
 
 
-def _load(client: Any, run_id: str, path: str) -> Any:
+def _load(client: MlflowClient, run_id: str, path: str) -> Any:
     with tempfile.TemporaryDirectory(prefix="mlops_wb-") as d:
         return json.loads(Path(client.download_artifacts(run_id, path, d)).read_text(encoding="utf-8"))
 

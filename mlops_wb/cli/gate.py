@@ -6,12 +6,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .base import app
 from ..core import MlopsWbError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # %% auto #0
 __all__ = ['GATE_FAILED_EXIT', 'GATE_ERROR_EXIT', 'format_gate_table', 'candidate_run', 'current_champion', 'gate_cmd',
@@ -38,7 +41,7 @@ def format_gate_table(report: Any) -> str:
     return "\n".join(lines)
 
 
-def candidate_run(candidate: str, client: Any) -> str | None:
+def candidate_run(candidate: str, client: MlflowClient) -> str | None:
     "The MLflow run a candidate model came from (where its gate report belongs), or None."
     if candidate.startswith("runs:/"):
         return candidate[len("runs:/"):].split("/")[0]
@@ -53,7 +56,7 @@ def candidate_run(candidate: str, client: Any) -> str | None:
     return None
 
 
-def current_champion(name: str, alias: str, client: Any) -> tuple[str, str] | None:
+def current_champion(name: str, alias: str, client: MlflowClient) -> tuple[str, str] | None:
     "(name, version) of the registered model's champion, or None when it has none (or does not exist)."
     from mlflow.exceptions import MlflowException
 
@@ -65,7 +68,7 @@ def current_champion(name: str, alias: str, client: Any) -> tuple[str, str] | No
 
 def _evaluate(candidate: str, data: Path, *, target: str, champion: str, model_name: str | None,
               reference: Path | None, sensitive: str | None, slices: str | None, min_improvement: float | None,
-              primary_metric: str | None, settings: Any, client: Any) -> Any:
+              primary_metric: str | None, settings: Any, client: MlflowClient) -> Any:
     from mlops_wb.data.datasets import load_dataset
     from mlops_wb.gates.evaluate import evaluate_candidate
 
@@ -157,7 +160,7 @@ def gate_cmd(
         raise typer.Exit(GATE_FAILED_EXIT)
 
 
-def send_gate_alert(report: Any, run_id: str | None, *, settings: Any, client: Any) -> list[Any]:
+def send_gate_alert(report: Any, run_id: str | None, *, settings: Any, client: MlflowClient) -> list[Any]:
     "The gate_failed alert for a failed report; says on stderr where an undelivered one was recorded."
     from mlops_wb.alerts.delivery import notify
     from mlops_wb.cli.alerts import quiet_alert_log

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,9 @@ import pandas as pd
 from ..core import Settings, check_choice, get_client, invalid_parameter, load_settings
 from .report import GateCheck, GateReport, higher_is_better, jsonable, verdict
 from .predict import compute_metrics, load_predictor, model_features, predict_task
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # %% auto #0
 __all__ = ['SCHEMA_CHECKS', 'check_min_metrics', 'check_improvement', 'check_slices', 'check_fairness', 'check_robustness',
@@ -260,7 +263,7 @@ def evaluate_candidate(
     max_bad_rows: float = 0.01,  # data.quality fails when the worst quality error hits more than this share of rows
     seed: int = 0,
     settings: Settings | None = None,
-    client: Any = None,
+    client: MlflowClient | None = None,
 ) -> GateReport:
     "Run every quality gate on `candidate` (against `champion`) with evaluation `data`; returns a `GateReport`."
     func = "evaluate_candidate"

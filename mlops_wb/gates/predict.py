@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,11 +15,14 @@ import pandas as pd
 from ..core import TrackingError, get_client, invalid_parameter
 from .report import download, run_model_uri
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 # %% auto #0
 __all__ = ['load_predictor', 'model_features', 'predict_task', 'compute_metrics']
 
 # %% ../../nbs/05ab_predict.ipynb #98cef857
-def load_predictor(model: Any, *, client: Any = None) -> tuple[Any, str]:
+def load_predictor(model: Any, *, client: MlflowClient | None = None) -> tuple[Any, str]:
     "(an object with predict, a label) for a model URI, a (name, version) pair, or a fitted estimator."
     if hasattr(model, "predict") and not isinstance(model, str):
         return model, type(model).__name__

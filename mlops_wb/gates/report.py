@@ -12,12 +12,15 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..core import MlopsWbError, NotFoundError, TrackingError, client_uri, escape, get_client
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'GATES_ARTIFACT', 'GATES_PASSED_TAG', 'GATES_FAILED_TAG', 'GATES_SHA_TAG', 'GATES_LOGGED_TAG',
@@ -207,7 +210,7 @@ def ci_job() -> str | None:
     return None
 
 
-def _log_report(self: GateReport, run_id: str, *, client: Any = None) -> str:
+def _log_report(self: GateReport, run_id: str, *, client: MlflowClient | None = None) -> str:
     "Log this report to run `run_id` (metrics via log_batch, tags, and a JSON artifact); returns the artifact URI."
     from mlflow.entities import Metric, RunTag
     from mlflow.exceptions import MlflowException
@@ -238,7 +241,7 @@ def _log_report(self: GateReport, run_id: str, *, client: Any = None) -> str:
 GateReport.log_to_mlflow = _log_report
 
 # %% ../../nbs/05a_report.ipynb #4f281a6f
-def gate_summary(run_id: str | None, *, client: Any = None) -> dict[str, Any] | None:
+def gate_summary(run_id: str | None, *, client: MlflowClient | None = None) -> dict[str, Any] | None:
     "The gate verdict logged to run `run_id`: {'passed', 'failed', 'sha256', 'report'}; None if never evaluated."
     if not run_id:
         return None
@@ -256,7 +259,7 @@ def gate_summary(run_id: str | None, *, client: Any = None) -> dict[str, Any] | 
             "report": f"runs:/{run_id}/{GATES_ARTIFACT}"}
 
 
-def read_gate_report(run_id: str | None, *, client: Any = None) -> GateReport | None:
+def read_gate_report(run_id: str | None, *, client: MlflowClient | None = None) -> GateReport | None:
     "The `GateReport` logged to run `run_id`, or None when it has none."
     if gate_summary(run_id, client=client) is None:
         return None
@@ -268,7 +271,7 @@ def read_gate_report(run_id: str | None, *, client: Any = None) -> GateReport | 
     return GateReport.from_dict(json.loads(text))
 
 
-def download(client: Any, dst: str, **where: Any) -> str:
+def download(client: MlflowClient, dst: str, **where: Any) -> str:
     "Download artifacts through `client`'s tracking store into `dst`, without MLflow's progress bars."
     import mlflow
 
@@ -283,7 +286,7 @@ def download(client: Any, dst: str, **where: Any) -> str:
             os.environ[key] = old
 
 
-def run_model_uri(client: Any, uri: str) -> str:
+def run_model_uri(client: MlflowClient, uri: str) -> str:
     "Where a runs:/<id>/<name> URI's model lives: the run's logged model of that name (MLflow 3), else the run's files."
     if not uri.startswith("runs:/"):
         return uri
@@ -294,7 +297,7 @@ def run_model_uri(client: Any, uri: str) -> str:
     return found[0].artifact_location if found else f"{run.info.artifact_uri.rstrip('/')}/{path}"
 
 
-def _load_text(client: Any, run_id: str, path: str) -> str:
+def _load_text(client: MlflowClient, run_id: str, path: str) -> str:
     "The text of artifact `path` of run `run_id`, read through `client`'s tracking store."
     with tempfile.TemporaryDirectory(prefix="mlops_wb-") as tmp:
         with open(download(client, tmp, run_id=run_id, artifact_path=path), encoding="utf-8") as f:

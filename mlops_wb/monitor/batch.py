@@ -178,7 +178,7 @@ class Reference:
         return f"Reference({len(self.feature_columns)} features, {self.profile.n_rows:,} rows{with_model}; {self.uri})"
 
 
-def resolve_model(model: Any, *, client: Any = None) -> tuple[Any, str]:
+def resolve_model(model: Any, *, client: MlflowClient | None = None) -> tuple[Any, str]:
     "(the model, its URI with an alias resolved to a version: models:/name@champion -> models:/name/3)."
     predictor, label = load_predictor(model, client=client)
     if isinstance(model, str) and model.startswith("models:/") and "@" in model and not model.startswith("models:/m-"):

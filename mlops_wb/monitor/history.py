@@ -65,7 +65,7 @@ def monitor_runs(name: str | None = None, *, experiment: str | None = None, sett
                                        r.info.start_time))
 
 
-def read_report(client: Any, run_id: str, artifact: str = DRIFT_ARTIFACT) -> DriftReport:
+def read_report(client: MlflowClient, run_id: str, artifact: str = DRIFT_ARTIFACT) -> DriftReport:
     "A drift report logged to a run, read through the tracking store (cached: logged reports never change)."
     key = (client_uri(client), run_id, artifact)
     if key not in _REPORTS:

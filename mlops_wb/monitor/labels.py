@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 __all__ = ['logger', 'read_predictions', 'join_labels']
 
 # %% ../../nbs/07md_monitor_labels.ipynb #f0bdb469
-def read_predictions(client: Any, run_id: str) -> pd.DataFrame:
+def read_predictions(client: MlflowClient, run_id: str) -> pd.DataFrame:
     "The predictions (with their key) that the monitor kept for a batch."
     with tempfile.TemporaryDirectory(prefix="mlops_wb-") as d:
         return pd.read_parquet(client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, d))

@@ -41,6 +41,7 @@ from mlops_wb.monitor.batch import (
     read_batch,
     resolve_model,
 )
+from ..pipelines.tags import TAG_ERROR
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -142,7 +143,7 @@ def _batch_time(value: Any) -> str:
     return ts.isoformat()
 
 
-def previous_run(client: Any, name: str, fp: str) -> str | None:
+def previous_run(client: MlflowClient, name: str, fp: str) -> str | None:
     "The run that already monitored a batch with fingerprint `fp` under `name`, if any."
     ids = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(ids, filter_string=f"tags.`{NAME_TAG}` = '{name}' and tags.`{FINGERPRINT_TAG}` = '{fp}' "
@@ -150,7 +151,7 @@ def previous_run(client: Any, name: str, fp: str) -> str | None:
     return runs[0].info.run_id if runs else None
 
 
-def _log_predictions(client: Any, run_id: str, preds: pd.DataFrame) -> None:
+def _log_predictions(client: MlflowClient, run_id: str, preds: pd.DataFrame) -> None:
     with tempfile.TemporaryDirectory(prefix="mlops_wb-") as d:
         path = Path(d) / Path(PREDICTIONS_ARTIFACT).name
         preds.to_parquet(path, index=False)
@@ -169,7 +170,7 @@ def _prediction_metrics(report: DriftReport) -> dict[str, float]:
     return out
 
 
-def log_values(client: Any, run_id: str, *, metrics: dict[str, float] | None = None,
+def log_values(client: MlflowClient, run_id: str, *, metrics: dict[str, float] | None = None,
                tags: dict[str, str] | None = None, step: int = 0) -> None:
     "Log metrics and tags to a run in one `log_batch`."
     from mlflow.entities import Metric, RunTag
@@ -261,7 +262,7 @@ def monitor_batch(
 def _record(result: MonitorResult, *, frame: pd.DataFrame, src: Any, ref: Any, preds: pd.DataFrame | None,
             task: str | None, model_uri: str | None, key: str | None, target: str | None, fp: str, local: list[str],
             run_id: str | None, experiment: str | None, alert: bool, retrain: Any, settings: Settings,
-            client: Any) -> MonitorResult:
+            client: MlflowClient) -> MonitorResult:
     own = run_id is None
     if own:
         exp = ensure_experiment(experiment or settings.monitor.experiment, client=client, settings=settings)
@@ -299,7 +300,7 @@ def _record(result: MonitorResult, *, frame: pd.DataFrame, src: Any, ref: Any, p
             log_values(client, run_id, tags={RETRAIN_TAG: result.retrain_run})
     except BaseException as e:
         if own:
-            client.set_tag(run_id, "mlops_wb.error", f"{type(e).__name__}: {e}"[:5000])
+            client.set_tag(run_id, TAG_ERROR, f"{type(e).__name__}: {e}"[:5000])
             client.set_terminated(run_id, "FAILED")
         raise
     if own:
@@ -307,7 +308,7 @@ def _record(result: MonitorResult, *, frame: pd.DataFrame, src: Any, ref: Any, p
     return result
 
 # %% ../../nbs/07mb_monitor_run.ipynb #f9f1c2ba
-def drift_alert(result: MonitorResult, *, settings: Settings, client: Any) -> list[Any]:
+def drift_alert(result: MonitorResult, *, settings: Settings, client: MlflowClient) -> list[Any]:
     "Send the drift alert of a drifted batch; returns the deliveries."
     from mlops_wb.alerts.delivery import notify
 
@@ -339,7 +340,7 @@ def _substitute(value: Any, values: dict[str, str]) -> Any:
     return value
 
 
-def start_retraining(spec: Any, result: MonitorResult, *, client: Any) -> str:
+def start_retraining(spec: Any, result: MonitorResult, *, client: MlflowClient) -> str:
     "Run the retraining pipeline `spec` for a drifted batch; returns its run id (PipelineError when it fails)."
     from mlops_wb.pipelines.orchestrate import run_pipeline
 
