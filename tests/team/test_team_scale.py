@@ -470,7 +470,9 @@ def _check_finished(mc, run, name: str, tmp_path: Path) -> None:
 
 def test_server_killed_mid_pipeline_run(team_server, project, tmp_path):
     url, experiment = team_server.url, "team-fault-killed"
-    proc, files = _start_runner(project, url, experiment, "killed", seconds=8)
+    # MLflow's client retries with backoff (here up to 10 times, about 8 minutes in all): the run rides out a restart
+    proc, files = _start_runner(project, url, experiment, "killed", seconds=8, MLFLOW_HTTP_REQUEST_MAX_RETRIES="10",
+                                MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="2")
     try:
         wait_for("the notebook's marker", files["marker"].exists, proc=proc,
                  logs=(files["stdout"], files["stderr"]))
@@ -482,15 +484,10 @@ def test_server_killed_mid_pipeline_run(team_server, project, tmp_path):
     mc = mlflow_client(url)
     run = _the_run(mc, experiment)
     print(f"\nserver killed mid-run: the run ended {run.info.status}; {output.splitlines()[0]}")
-    assert run.info.status in ("FINISHED", "FAILED"), f"the run was left {run.info.status}\n{output}"
+    # the kernel slept through the outage, and every later call was retried until the server was back: nothing lost
+    assert (run.info.status, proc.returncode) == ("FINISHED", 0), f"the run ended {run.info.status}\n{output}"
     assert files["output"].exists()
-    if run.info.status == "FINISHED":
-        assert proc.returncode == 0, output
-        _check_finished(mc, run, files["output"].name, tmp_path)
-    else:
-        assert proc.returncode == 1, output
-        assert run.data.tags.get("mlops_wb.error"), run.data.tags
-        print(f"mlops_wb.error: {run.data.tags['mlops_wb.error']}")
+    _check_finished(mc, run, files["output"].name, tmp_path)
 
 
 def test_server_down_while_the_last_cell_logs(team_server, project, tmp_path):
@@ -517,16 +514,12 @@ def test_server_down_while_the_last_cell_logs(team_server, project, tmp_path):
     assert run.info.status != "RUNNING", (
         f"the runner exited and left run {run.info.run_id} RUNNING on the server (it could not record the end of "
         f"the run while the server was down, and did not retry once it was back)\n{output}")
-    assert run.info.status in ("FINISHED", "FAILED"), run.info.status
-    if run.info.status == "FAILED":
-        assert proc.returncode == 1, output
-        error = run.data.tags.get("mlops_wb.error", "")
-        print(f"mlops_wb.error: {error}")
-        assert "failed in cell" in error and "Connection" in error, error
-        assert any(o.get("output_type") == "error" for o in last.get("outputs", []))
-    else:
-        assert proc.returncode == 0, output
-        _check_finished(mc, run, files["output"].name, tmp_path)
+    # without retries the last cell's logging call fails while the server is down: the cell fails, so the run is
+    # FAILED, recorded once the server is back, with the cell's error and the executed notebook
+    assert (run.info.status, proc.returncode) == ("FAILED", 1), f"the run ended {run.info.status}\n{output}"
+    error = run.data.tags.get("mlops_wb.error", "")
+    assert "failed in cell" in error and "Connection" in error, error
+    assert any(o.get("output_type") == "error" for o in last.get("outputs", []))
 
 
 # --- 4. a sweep on a Dask cluster ------------------------------------------------------------------------------------
