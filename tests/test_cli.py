@@ -261,3 +261,11 @@ def test_running_a_command_loads_only_its_module(tmp_path):
     mods = _imported(["run", "--help"], tmp_path)
     assert "mlops_wb.cli.pipelines" in mods
     assert not {"mlops_wb.cli.data", "mlops_wb.cli.drift", "mlops_wb.cli.tracking", "mlops_wb.cli.registry"} & mods
+
+
+def test_help_shows_settings_sections_as_written(tmp_path):
+    "Help text names settings as `[section] key`: printed as written, never eaten as markup."
+    r = subprocess.run([MLOPS_WB, "audit", "--help"], cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Registered model (default: [registry] model_name)." in " ".join(r.stdout.split()), r.stdout

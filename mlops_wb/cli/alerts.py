@@ -36,7 +36,7 @@ def quiet_alert_log() -> Iterator[None]:
         log.setLevel(level)
 
 
-alerts_app = typer.Typer(name="alerts", no_args_is_help=True,
+alerts_app = typer.Typer(rich_markup_mode=None, name="alerts", no_args_is_help=True,
                          help="Send a test alert, list undelivered alerts, and send them again.")
 app.add_typer(alerts_app)
 UriOpt = Annotated[str | None, typer.Option("--uri", help="Tracking URI (default: settings, then the embedded store).")]

@@ -105,6 +105,7 @@ def format_info(info: dict[str, Any]) -> str:
 # %% ../../nbs/09a_base.ipynb #f0f0487d
 app = typer.Typer(
     name="mlops-wb",
+    rich_markup_mode=None,  # help text as written: [approval] is a settings section, not markup
     help="mlops_wb: compare experiments, watch drift, approve deployments and run tracked pipelines on MLflow.",
     no_args_is_help=True,
     add_completion=False,

@@ -33,7 +33,7 @@ class DefaultCommandGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
 
-monitor_app = typer.Typer(name="monitor", cls=DefaultCommandGroup, no_args_is_help=True, help=(
+monitor_app = typer.Typer(rich_markup_mode=None, name="monitor", cls=DefaultCommandGroup, no_args_is_help=True, help=(
     "Monitor a batch on a schedule: drift against the stored reference, logged to MLflow, with alerts. "
     "`mlops-wb monitor BATCH` monitors a batch; see the subcommands for the rest."))
 app.add_typer(monitor_app)

@@ -33,6 +33,7 @@ __all__ = ['server', 'start_command', 'stop_command', 'status_command', 'read_ne
 
 # %% ../../nbs/09g_server.ipynb #598ea2ca
 server = typer.Typer(
+    rich_markup_mode=None,
     name="server",
     help="Run a shared MLflow tracking server (PostgreSQL backend store, one artifact root) for a team, with "
          "authentication (--auth).",
