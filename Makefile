@@ -6,7 +6,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 UV    := $(VENV)/bin/uv
 
-.PHONY: demo test install install-dev system-deps export clean-nbs lint bench
+.PHONY: demo test install install-dev system-deps export clean-nbs lint bench labextension link-labextension screenshots
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -14,9 +14,25 @@ $(UV):
 
 install: $(UV)
 	$(UV) pip install --quiet --python $(PY) -e .
+	@$(MAKE) --no-print-directory link-labextension
 
 install-dev: $(UV)
 	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+	@$(MAKE) --no-print-directory link-labextension
+
+# The widgets' JupyterLab / Notebook 7 extension is prebuilt in widgets/labextension; a wheel installs it into
+# <venv>/share/jupyter/labextensions/mlops-wb, an editable install does not (no data files): link it there.
+LABEXT := $(VENV)/share/jupyter/labextensions/mlops-wb
+link-labextension:
+	@mkdir -p $(dir $(LABEXT)) && rm -rf $(LABEXT) && ln -s $(CURDIR)/widgets/labextension $(LABEXT)
+
+# Rebuild widgets/labextension from widgets/extension after changing it (needs node and npm), then commit both.
+labextension: install-dev
+	cd widgets/extension && npm ci --no-audit --no-fund --loglevel=error && rm -rf ../labextension && \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH node node_modules/@jupyterlab/builder/lib/build-labextension.js \
+	  --core-path $$($(CURDIR)/$(PY) -c 'import jupyterlab, pathlib; print(pathlib.Path(jupyterlab.__file__).parent / "staging")') .
+	cat widgets/extension/package.json widgets/extension/src/index.js widgets/extension/style/index.css \
+	  | sha256sum | cut -d' ' -f1 > widgets/labextension/source.sha256
 
 # Debian packages the tests need: Chromium for the browser tests, PostgreSQL for the team tests.
 # apt only runs when one is missing.
@@ -31,6 +47,11 @@ demo: install
 test: install-dev system-deps
 	@set -o pipefail; $(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure, not a pass." >&2; exit 1; fi; exit $$rc
+
+# Regenerate the screenshots in docs/screenshots/ (the README shows them) with the browser tests: the tests alone
+# write screenshots only to tests/artifacts/.
+screenshots: install-dev system-deps
+	MLOPS_WB_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -p no:cacheprovider -n 0 tests/browser/test_workbench.py
 
 # Developer helpers
 export:
