@@ -114,6 +114,7 @@ def wait_views(lab, want: list[list[list[int]]] | None, *, state: str | None, ti
         message = f"{where}: views {empty} show no table rows: {got}"
         if problems is None:
             pytest.fail(message)
+        print(message)
         problems.append(message)
     return got
 
@@ -142,7 +143,7 @@ def project(demo_project, tmp_path):
 def _wait_text(locator, text: str, timeout: float = 60_000) -> None:
     "Wait until `text` shows inside `locator`; on timeout, fail with what it shows instead."
     try:
-        locator.get_by_text(text).first.wait_for(timeout=timeout)
+        locator.get_by_text(text).filter(visible=True).first.wait_for(timeout=timeout)  # not the hidden snapshot
     except Exception:  # noqa: BLE001 - Playwright's TimeoutError
         pytest.fail(f"{text!r} never showed; the widget shows:\n{locator.inner_text()[-3000:]}")
 
@@ -198,7 +199,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
 
     # 2. drift: click a column in the table; its reference/current overlay is drawn
     drift.locator("tr[data-key='mean radius']").first.click()  # the table's rows are keyed by column name
-    drift.locator(".mlwb-status").get_by_text(re.compile(r"^mean radius (drifted|did not drift)\.")).wait_for(timeout=60_000)
+    drift.locator(".mlwb-status").filter(visible=True).get_by_text(re.compile(r"^mean radius (drifted|did not drift)\.")).wait_for(timeout=60_000)
     lab.screenshot("drift", drift)
 
     # 3. approval, as a listed approver who did not register v2: approve, then promote, each with a comment
@@ -251,7 +252,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     mine = page.locator(".jp-Notebook .mlwb-view").nth(3)
     mine.locator("button:has-text('Approve')").wait_for(timeout=90_000)
     assert mine.locator("button:has-text('Approve')").is_disabled()
-    mine.locator("text=may not").first.wait_for(timeout=30_000)
+    mine.get_by_text("may not").filter(visible=True).first.wait_for(timeout=30_000)
 
     errors = widget_errors(lab)
     assert errors == [], errors
