@@ -264,15 +264,21 @@ def browser_figures(uri: str, runs: int, work: Path) -> dict[str, float]:
             page.wait_for_selector(".jp-Notebook", timeout=180_000)
             idle = ("() => { const e = document.querySelector('.jp-Notebook-ExecutionIndicator');"
                     " return e && e.getAttribute('data-status') === 'idle'; }")
+            try:  # Lab may ask which kernel to start
+                page.wait_for_selector(".jp-Dialog:has-text('Select Kernel')", timeout=5000)
+                page.click(".jp-Dialog button:has-text('Select')")
+            except Exception:  # noqa: BLE001 - Playwright's TimeoutError: no dialog
+                pass
             page.wait_for_function(idle, timeout=180_000)
             cells = page.locator(".jp-Notebook .jp-Cell")
-            cells.nth(0).click()
+            cells.nth(0).locator(".jp-InputArea-prompt").click()  # select the cell (command mode)
             page.keyboard.press("Shift+Enter")  # warm the kernel: imports, the client
-            page.wait_for_selector(".jp-Cell .jp-OutputArea-output", timeout=300_000)
+            page.wait_for_function("() => /\\[1\\]/.test(document.querySelector('.jp-Cell .jp-InputPrompt')"
+                                   ".textContent)", timeout=300_000)
             page.wait_for_function(idle, timeout=300_000)
-            page.keyboard.press("Escape")
+            cells.nth(1).locator(".jp-InputArea-prompt").click()
             page.evaluate(WATCH_JS, runs)
-            page.keyboard.press("Shift+Enter")  # the second cell is selected now
+            page.keyboard.press("Shift+Enter")
             page.wait_for_function("() => window.__mlwbBench.full !== null", timeout=900_000, polling=200)
             w = page.evaluate("() => window.__mlwbBench")
             stalls = page.evaluate("t0 => window.__longtasks.filter(([s, d]) => s + d >= t0).map(([s, d]) => d)", w["t0"])
@@ -321,6 +327,14 @@ def main() -> None:
     client = get_client(uri)
     exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     rows: list[tuple[str, float, float | None, str]] = []
+
+    class Rows(list):
+        def append(self, row):  # noqa: ANN001 - print each figure as soon as it is measured
+            print(f"  {row[0]}: {row[1]:.2f} s" + (f" (target {row[2]:.2f} s: {row[3]})" if row[2] is not None else ""),
+                  file=sys.stderr, flush=True)
+            super().append(row)
+
+    rows = Rows()
 
     # 1-2. all runs: MLflow's search_runs against our load_runs, alternating so both see the same machine load
     theirs_t, ours_t, theirs_c, ours_c = [], [], [], []
