@@ -292,8 +292,10 @@ def browser_figures(uri: str, runs: int, work: Path) -> dict[str, float]:
 
             eid = MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT).experiment_id
             mpage = browser.new_page(viewport={"width": 1400, "height": 1400})
-            mpage.goto(f"http://127.0.0.1:{mport}/")
-            mpage.wait_for_load_state("networkidle", timeout=180_000)
+            print(f"  browser: {out}", file=sys.stderr, flush=True)
+            mpage.goto(f"http://127.0.0.1:{mport}/")  # MLflow's UI polls: wait for its page, not an idle network
+            mpage.wait_for_load_state("load", timeout=180_000)
+            mpage.get_by_text(EXPERIMENT).first.wait_for(timeout=180_000)
             newest = f"run-{runs - 1:05d}"
             t = time.perf_counter()
             mpage.goto(f"http://127.0.0.1:{mport}/#/experiments/{eid}/runs")
