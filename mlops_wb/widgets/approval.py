@@ -16,7 +16,7 @@ from ..core import InvalidParameterError, Settings, current_user, escape, get_cl
 from ..gates.report import GateReport, higher_is_better
 from ..plots.approval import metric_deltas_figure
 from .base import PLOTLY_MIME, Chart, format_number, guarded
-from .records import AuditTimeline, RecordTable
+from .records import AuditTimeline, RecordTable, ViewSlot
 from .view import WorkbenchView
 
 if TYPE_CHECKING:
@@ -166,13 +166,15 @@ class DeploymentApproval(WorkbenchView):
     # ---- view ----
     def _build(self) -> None:
         self._header = W.HTML()
-        self._versions = RecordTable(selectable=True, max_height=220, empty="No versions registered yet.")
+        # the version list and the audit trail are made with their rows (see `ViewSlot`); a click picks a version
+        self._versions_slot = ViewSlot(RecordTable, selectable=True, max_height=220, empty="No versions registered yet.",
+                                       on_select=lambda ch: setattr(self, "version", ch["new"]) if ch["new"] else None)
         self._refresh_button = W.Button(description="Refresh", icon="refresh", layout=W.Layout(width="auto"))
         self._chart = Chart()
         self._deltas, self._gates, self._drift, self._fairness = W.HTML(), W.HTML(), W.HTML(), W.HTML()
-        self._history = AuditTimeline()
+        self._history_slot = ViewSlot(AuditTimeline)
         self._tabs = W.Tab(children=[W.VBox([self._chart, self._deltas]), self._gates, self._drift, self._fairness,
-                                     self._history], layout=W.Layout(width="100%"))
+                                     self._history_slot], layout=W.Layout(width="100%"))
         for i, t in enumerate(_TABS):
             self._tabs.set_title(i, t)
         self._comment = W.Textarea(placeholder="Comment (required for every decision)",
@@ -185,15 +187,13 @@ class DeploymentApproval(WorkbenchView):
                                      button_style="danger" if a in ("reject", "rollback") else
                                      ("success" if a in ("approve", "promote") else "")) for a in ACTIONS}
         self._reasons = W.HTML()
-        self._versions.observe(lambda ch: setattr(self, "version", ch["new"]) if ch["new"] else None,
-                               names=["selected"])
         self._refresh_button.on_click(lambda _: self.refresh())
         for w in (self._comment, self._override, self._weight):
             w.observe(lambda _: self._update_buttons(), names=["value"])
         for a, b in self._buttons.items():
             b.on_click(lambda _, a=a: self.act(a))
         self.children = [self._header, W.HBox([W.HTML("<b>Versions</b> <small>(click one to review it)</small>"),
-                                               self._refresh_button]), self._versions, self._tabs, self._comment,
+                                               self._refresh_button]), self._versions_slot, self._tabs, self._comment,
                          self._override, self._weight,
                          W.HBox(list(self._buttons.values()), layout=W.Layout(flex_flow="row wrap")),
                          self._reasons, self._status_area]
@@ -214,10 +214,10 @@ class DeploymentApproval(WorkbenchView):
         if wanted not in st.versions:
             newest = list(reversed(list(st.versions.items())))
             wanted = next((v for v, i in newest if i.status == "pending"), newest[0][0] if newest else None)
-        self._versions.set_rows(VERSION_COLUMNS, version_rows(st))
+        self._versions_slot.show(columns=VERSION_COLUMNS, rows=version_rows(st), selected=wanted)
         records, banner = audit_entries(registry.history(self.name, client=self.client),
                                         registry.verify_audit(self.name, client=self.client, settings=self.settings))
-        self._history.records, self._history.banner = records, banner
+        self._history_slot.show(records=records, banner=banner)
         if self.version == wanted:
             self._on_version(None)
         else:
@@ -321,6 +321,16 @@ class DeploymentApproval(WorkbenchView):
         return rec
 
     # ---- output ----
+    @property
+    def _versions(self) -> RecordTable:
+        "The version list shown now."
+        return self._versions_slot.view
+
+    @property
+    def _history(self) -> AuditTimeline:
+        "The audit trail shown now."
+        return self._history_slot.view
+
     def snapshot_parts(self) -> list[dict]:
         "Header, versions, the selected version's chart, deltas, gates and evidence, the audit trail, the status."
         report = self.details.get("gates") if self.details else None

@@ -15,19 +15,13 @@ import traitlets as T
 
 from ..core import MlopsWbError, escape, get_client, invalid_parameter
 from ..plots.compare import group_runs
-from mlops_wb.tracking import (
-    HISTORY_COLUMNS,
-    RunComparison,
-    compare_runs,
-    detect_filter_syntax,
-    filter_runs,
-    metric_histories,
-    resolve_experiments,
-)
+from ..tracking import (HISTORY_COLUMNS, RunComparison, compare_runs, detect_filter_syntax, filter_runs,
+    metric_histories, resolve_experiments)
 from .base import guarded
 from .compare_tabs import TABS, ComparisonTabs
 from .grid import RunsGrid
 from .live import LiveRuns, merge_runs
+from .records import ViewSlot
 from .view import WorkbenchView
 
 if TYPE_CHECKING:
@@ -114,11 +108,12 @@ class ExperimentComparison(WorkbenchView):
                                         layout=W.Layout(width="auto"))
         self._clear_button = W.Button(description="Clear selection", tooltip="Unselect every run",
                                       layout=W.Layout(width="auto"))
-        self._grid = RunsGrid(height=360)
+        # a new grid, with its first page in its comm_open, whenever the rows change (see `ViewSlot`); sort kept
+        self._grid_slot = ViewSlot(RunsGrid, on_select=self._on_grid_selection, keep=("sort",), height=360)
         self._tabs = ComparisonTabs()
         controls = W.HBox([self._filter_box, self._syntax_label, self._group_dd, self._refresh_button,
                            self._clear_button], layout=W.Layout(flex_flow="row wrap"))
-        self.children = [self._header, controls, self._status_area, self._grid, self._tabs]
+        self.children = [self._header, controls, self._status_area, self._grid_slot, self._tabs]
 
     def _wire(self) -> None:
         self.observe(self._on_filter, names=["filter_text", "group_by"])
@@ -126,7 +121,6 @@ class ExperimentComparison(WorkbenchView):
         self.observe(self._on_chart_options, names=["scatter_x", "scatter_y", "history_x", "smoothing",
                                                     "parcoords_metrics"])
         self.observe(self._on_diff_only, names=["diff_only"])
-        self._grid.observe(self._on_grid_selection, names=["selected"])
         self._tabs.observe(self._on_tab, names=["selected_index"])
         self._tabs.history_keys.observe(self._on_chart_options, names=["value"])
         for a, b in (("filter_text", self._filter_box), ("group_by", self._group_dd), ("scatter_x", self._tabs.x),
@@ -242,15 +236,19 @@ class ExperimentComparison(WorkbenchView):
                 self._groups = dict(zip(frame.group, frame.run_ids, strict=True))
                 labels = {c: c.removeprefix("metrics.") for c in frame.columns if c.startswith("metrics.")}
                 labels["group"] = self.group_by
-                self._grid.set_frame(frame, key="group", columns=[c for c in frame.columns
-                                                                  if c not in ("run_ids", "tone")],
-                                     labels=labels, tone="tone")
+                self._grid_slot.show(frame=frame, key="group", columns=[c for c in frame.columns
+                                                                        if c not in ("run_ids", "tone")],
+                                     labels=labels, tone="tone", selected=self._grid_keys())
             else:
                 self._groups = {}
-                self._grid.set_frame(table_frame(self._view, self._columns), key="run_id", tone=None)
-            self._grid.selected = self._grid_keys()
+                self._grid_slot.show(frame=table_frame(self._view, self._columns), key="run_id", tone=None,
+                                     selected=self._grid_keys())
         finally:
             self._syncing = False
+
+    @property
+    def _grid(self) -> RunsGrid:
+        return self._grid_slot.view
 
     def _grid_keys(self) -> list[str]:
         "The grid rows to mark selected: selected runs, or groups whose runs are all selected."

@@ -18,7 +18,7 @@ from ..drift.report import ColumnDrift, DriftReport, report_header_html
 from ..drift.over_time import apply_thresholds, drift_over_time
 from ..plots.drift import column_figure, drift_heatmap
 from .base import PLOTLY_MIME, Chart, format_number, guarded
-from .records import RecordTable
+from .records import RecordTable, ViewSlot
 from .view import WorkbenchView
 
 # %% auto #0
@@ -96,17 +96,18 @@ class DriftDashboard(WorkbenchView):
                                        style={"description_width": "initial"})
         self._p_note, self._d_note = W.HTML(), W.HTML()
         self._picker = W.Dropdown(description="column", options=[], layout=W.Layout(width="480px"))
-        self._table = RecordTable(selectable=True, max_height=360, empty="No columns compared.")
+        # the column table is made with its rows (see `ViewSlot`); a click on a row picks that column
+        self._table_slot = ViewSlot(RecordTable, on_select=self._on_pick, selectable=True, max_height=360,
+                                    empty="No columns compared.")
         self.chart, self.heatmap_chart = Chart(), Chart()
         self._sections_box = W.VBox()
         controls = W.VBox([W.HBox([self._p_slider, self._p_note]), W.HBox([self._d_slider, self._d_note]),
                            self._s_slider])
-        self.children = [self._header, controls, self._status_area, self._picker, self._table, self.chart,
+        self.children = [self._header, controls, self._status_area, self._picker, self._table_slot, self.chart,
                          self._sections_box]
         self.observe(self._on_column, names=["column"])
         self.observe(self._on_thresholds, names=["p_value_threshold", "distance_threshold", "drift_share"])
         self._picker.observe(self._on_pick, names=["value"])
-        self._table.observe(self._on_pick, names=["selected"])
 
     # -- state -----------------------------------------------------------------------------------------------
     @guarded
@@ -223,13 +224,13 @@ class DriftDashboard(WorkbenchView):
                                      c.column) for c in ordered]
             if self.column is not None and self.column in [c.column for c in ordered]:
                 self._picker.value = self.column
-            self._table.set_rows(TABLE_COLUMNS, column_rows(ordered[:self._max_rows]), kinds=TABLE_KINDS,
-                                 banner={"text": f"{r.n_drifted} of {r.n_tested} columns drifted"
-                                                 + (f" (the {self._max_rows} most drifted shown)"
-                                                    if len(ordered) > self._max_rows else ""),
-                                         "tone": "bad" if r.dataset_drift else "good"})
-            if self.column is not None:
-                self._table.selected = str(self.column)
+            first = self.column if self.column is not None else ordered[0].column if ordered else None
+            self._table_slot.show(columns=TABLE_COLUMNS, rows=column_rows(ordered[:self._max_rows]), kinds=TABLE_KINDS,
+                                  selected=None if first is None else str(first),
+                                  banner={"text": f"{r.n_drifted} of {r.n_tested} columns drifted"
+                                                  + (f" (the {self._max_rows} most drifted shown)"
+                                                     if len(ordered) > self._max_rows else ""),
+                                          "tone": "bad" if r.dataset_drift else "good"})
         finally:
             self._quiet = was
         if self.column is not None:
@@ -254,6 +255,11 @@ class DriftDashboard(WorkbenchView):
     def figure(self) -> Any:
         "The selected column's overlay figure (None before one is drawn)."
         return self.chart.figure
+
+    @property
+    def _table(self) -> RecordTable:
+        "The column table shown now."
+        return self._table_slot.view
 
     @property
     def heatmap(self) -> Any:

@@ -75,26 +75,32 @@ class RunsGrid(anywidget.AnyWidget):
                  height: int = 360, **kwargs: Any) -> None:
         if not isinstance(page_size, int) or isinstance(page_size, bool) or not 10 <= page_size <= 1000:
             raise invalid_parameter("RunsGrid", "page_size", "an integer in [10, 1000]", page_size)
-        super().__init__(page_size=page_size, height=height, **kwargs)
         self._base = pd.DataFrame({key: pd.Series([], dtype="str")})
         self._frame = self._base
         self._key, self._cols, self._labels, self._tone = key, [key], {}, tone
+        if frame is not None:  # the columns and first page travel in the comm_open, not in a later update
+            self._take(frame, key=key, columns=columns, labels=labels, tone=tone)
+            kwargs.update(self._state(layout=True, sort=kwargs.get("sort", ["", ""]), page_size=page_size,
+                                      selected=kwargs.get("selected", []), version=0))
+        super().__init__(page_size=page_size, height=height, **kwargs)
         self.on_msg(self._on_msg)
         self.observe(lambda _: self._refresh(), names=["sort"])
-        if frame is not None:
-            self.set_frame(frame, key=key, columns=columns, labels=labels, tone=tone)
 
     # ---- data ------------------------------------------------------------------------------------------------
     def set_frame(self, frame: pd.DataFrame, *, key: str | None = None, columns: Sequence[str] | None = None,
                   labels: dict[str, str] | None = None, tone: str | None = None) -> None:
         "Show `frame`: its `columns` (default: all but the key), labelled by `labels`, rows identified by `key`."
+        self._take(frame, key=key, columns=columns, labels=labels, tone=tone)
+        self._refresh(layout=True)
+
+    def _take(self, frame: pd.DataFrame, *, key: str | None, columns: Sequence[str] | None,
+              labels: dict[str, str] | None, tone: str | None) -> None:
         key = key or self._key
         if key not in frame.columns:
             raise invalid_parameter("RunsGrid.set_frame", "key", "a column of the frame", key)
         cols = [c for c in (columns if columns is not None else frame.columns) if c in frame.columns and c != key]
         self._base = frame.reset_index(drop=True)
         self._key, self._cols, self._labels, self._tone = key, cols, dict(labels or {}), tone
-        self._refresh(layout=True)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -116,23 +122,30 @@ class RunsGrid(anywidget.AnyWidget):
 
     def _refresh(self, layout: bool = False) -> None:
         "Sort, then send the first page and a new version (and the columns, after `set_frame`)."
-        label, direction = (list(self.sort) + ["", ""])[:2]
+        state = self._state(layout=layout, sort=self.sort, page_size=self.page_size, selected=self.selected,
+                            version=self.version)
+        with self.hold_sync():
+            for name, value in state.items():
+                setattr(self, name, value)
+
+    def _state(self, *, layout: bool, sort: Sequence[str], page_size: int, selected: Sequence[str],
+               version: int) -> dict:
+        "The sorted rows' state: total, first page, next version (and the columns and selection, with `layout`)."
+        label, direction = (list(sort) + ["", ""])[:2]
         by_label = {self.label(c): c for c in self._cols}
         frame = self._base
         if direction in ("asc", "desc") and label in by_label:
             frame = sort_frame(frame, by_label[label], descending=direction == "desc")
         self._frame = frame.reset_index(drop=True)
-        head = self.rows(0, self.page_size)
-        with self.hold_sync():
-            if layout:
-                self.columns = [self.label(c) for c in self._cols]
-                self.kinds = [column_kind(self._base[c]) for c in self._cols]
-                self.widths = [self._width(c, head, i) for i, c in enumerate(self._cols)]
-                keys = set(self._base[self._key].astype(str))
-                self.selected = [k for k in self.selected if k in keys]
-            self.total = len(self._frame)
-            self.head = head
-            self.version += 1
+        head = self.rows(0, page_size)
+        state = {"total": len(self._frame), "head": head, "version": version + 1}
+        if layout:
+            keys = set(self._base[self._key].astype(str))
+            state.update(columns=[self.label(c) for c in self._cols],
+                         kinds=[column_kind(self._base[c]) for c in self._cols],
+                         widths=[self._width(c, head, i) for i, c in enumerate(self._cols)],
+                         selected=[k for k in selected if k in keys])
+        return state
 
     def _width(self, column: str, head: list[list], i: int) -> int:
         "A column's width in pixels, from its label and the first page's values."

@@ -5,17 +5,18 @@
 # %% ../../nbs/20d_records.ipynb #468d48ef
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anywidget
+import ipywidgets as W
 import traitlets as T
 
 from ..core import escape, invalid_parameter
 from .base import asset
 
 # %% auto #0
-__all__ = ['TONE_STYLES', 'RecordTable', 'AuditTimeline']
+__all__ = ['TONE_STYLES', 'RecordTable', 'AuditTimeline', 'ViewSlot']
 
 # %% ../../nbs/20d_records.ipynb #9056bfbc
 TONE_STYLES = {"good": "color:#1a7f37;font-weight:600", "bad": "color:#cf222e;font-weight:600",
@@ -47,9 +48,15 @@ class RecordTable(anywidget.AnyWidget):
     max_height = T.Int(420).tag(sync=True)
     empty = T.Unicode("Nothing yet.").tag(sync=True)
 
-    def set_rows(self, columns: Sequence[str], rows: Sequence[dict], *, kinds: Sequence[str] | None = None,
-                 banner: dict | None = None) -> None:
-        "Show `rows` under `columns` (each row: key, cells, and optionally tones, tone, title)."
+    def __init__(self, columns: Sequence[str] = (), rows: Sequence[dict] = (), *, kinds: Sequence[str] | None = None,
+                 banner: dict | None = None, **kwargs: Any) -> None:
+        # the rows travel in the comm_open, not in a later update
+        super().__init__(**self.full_state(columns=columns, rows=rows, kinds=kinds, banner=banner, **kwargs))
+
+    @staticmethod
+    def full_state(*, columns: Sequence[str] = (), rows: Sequence[dict] = (), kinds: Sequence[str] | None = None,
+                   banner: dict | None = None, **rest: Any) -> dict:
+        "The checked state that shows `rows` under `columns` (each row: key, cells, and optionally tones, tone, title)."
         kinds = list(kinds or ["text"] * len(columns))
         if len(kinds) != len(columns):
             raise invalid_parameter("RecordTable.set_rows", "kinds", f"one kind per column ({len(columns)})", kinds)
@@ -59,10 +66,17 @@ class RecordTable(anywidget.AnyWidget):
                 raise invalid_parameter("RecordTable.set_rows", "rows", f"rows of {len(columns)} cells", r["cells"])
             clean.append({"key": str(r["key"]), "cells": list(r["cells"]), "tones": list(r.get("tones") or []),
                           "tone": r.get("tone", ""), "title": r.get("title", "")})
+        if rest.get("selected") is not None and str(rest["selected"]) not in {r["key"] for r in clean}:
+            rest["selected"] = None  # a row that is gone is not selected
+        return {"columns": list(columns), "kinds": kinds, "rows": clean, "banner": dict(banner or {}), **rest}
+
+    def set_rows(self, columns: Sequence[str], rows: Sequence[dict], *, kinds: Sequence[str] | None = None,
+                 banner: dict | None = None) -> None:
+        "Show `rows` under `columns` in place (a view made by `ViewSlot` gets them in its comm_open instead)."
+        state = self.full_state(columns=columns, rows=rows, kinds=kinds, banner=banner)
         with self.hold_sync():
-            self.columns, self.kinds, self.rows = list(columns), kinds, clean
-            self.banner = dict(banner or {})
-            if self.selected is not None and self.selected not in {r["key"] for r in clean}:
+            self.columns, self.kinds, self.rows, self.banner = (state[k] for k in ("columns", "kinds", "rows", "banner"))
+            if self.selected is not None and self.selected not in {r["key"] for r in state["rows"]}:
                 self.selected = None
 
     def to_html(self) -> str:
@@ -98,6 +112,11 @@ class AuditTimeline(anywidget.AnyWidget):
     max_height = T.Int(480).tag(sync=True)
     empty = T.Unicode("No transitions recorded yet.").tag(sync=True)
 
+    @staticmethod
+    def full_state(*, records: Sequence[dict] = (), banner: dict | None = None, **rest: Any) -> dict:
+        "The state that shows `records` (newest first) under `banner`."
+        return {"records": [dict(r) for r in records], "banner": dict(banner or {}), **rest}
+
     def to_html(self) -> str:
         "The timeline as static, escaped HTML."
         banner = (f"<p style='{_style(self.banner.get('tone'))}'>{escape(self.banner['text'])}</p>"
@@ -116,3 +135,35 @@ class AuditTimeline(anywidget.AnyWidget):
                          f"<span style='color:#6e7781'> · {escape(r['change'])} · {escape(r['who'])} · "
                          f"{escape(r['time'])}</span>{outcome}{extra}</li>")
         return f"{banner}<ol style='list-style:none;padding-left:4px'>{''.join(items)}</ol>"
+
+# %% ../../nbs/20d_records.ipynb #c4d7a913
+class ViewSlot(W.Box):
+    "A place for one anywidget view, made anew with its whole state whenever that state changes."
+
+    def __init__(self, make: type[anywidget.AnyWidget], *, on_select: Callable[[dict], None] | None = None,
+                 keep: Sequence[str] = (), **fixed: Any) -> None:
+        super().__init__(layout=W.Layout(width="100%"))
+        self._make, self._on_select, self._keep, self._fixed = make, on_select, tuple(keep), fixed
+        self._view: anywidget.AnyWidget | None = None
+
+    @property
+    def view(self) -> Any:
+        "The view shown (an empty one until `show` is first called)."
+        if self._view is None:
+            self.show()
+        return self._view
+
+    def show(self, **state: Any) -> Any:
+        """Show `state` (the view's constructor arguments): the same view when a view with a `full_state` shows it
+        already, else a new one, which keeps the old one's `keep` traits (such as the user's sort)."""
+        full = self._make.full_state(**state) if hasattr(self._make, "full_state") else None
+        if self._view is not None and full is not None and all(getattr(self._view, k) == v for k, v in full.items()):
+            return self._view
+        kept = {k: getattr(self._view, k) for k in self._keep if k not in state} if self._view is not None else {}
+        old, self._view = self._view, self._make(**{**self._fixed, **kept, **state})
+        if self._on_select is not None:
+            self._view.observe(self._on_select, names=["selected"])
+        self.children = (self._view,)
+        if old is not None:
+            old.close()
+        return self._view

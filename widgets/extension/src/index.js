@@ -20,6 +20,30 @@ const WIDGET = 'application/vnd.jupyter.widget-view+json';
 
 const sleep = ms => new Promise(resolve => setTimeout(() => resolve(null), ms));
 
+// Chromium keeps 16 WebGL contexts per page and then drops the oldest, which may be a chart on screen (a parallel
+// coordinates plot alone takes three). Free the contexts of charts that go away instead of waiting for the GC.
+function freeWebGL(node) {
+  for (const canvas of node.querySelectorAll('canvas')) {
+    for (const kind of ['webgl2', 'webgl', 'experimental-webgl']) {
+      const gl = canvas.getContext(kind); // an existing context of this kind, else null: never a new one
+      if (gl) {
+        const lose = gl.getExtension('WEBGL_lose_context');
+        if (lose) {
+          lose.loseContext();
+        }
+        break;
+      }
+    }
+  }
+}
+
+function disposeAll(panel) {
+  freeWebGL(panel.node);
+  for (const w of [...panel.widgets]) {
+    w.dispose();
+  }
+}
+
 class LibRenderer extends Widget {
   constructor() {
     super();
@@ -42,6 +66,8 @@ class ViewRenderer extends Panel {
     this._live = null;
     this._liveId = null;
     this._model = null;
+    this._snapshot = null; // the last snapshot, drawn only while no live view shows (a hidden copy costs WebGL)
+    this._snapDrawn = false;
     this._displayId = null;
     this._onIOPub = this._onIOPub.bind(this);
     this._setState('snapshot');
@@ -58,7 +84,12 @@ class ViewRenderer extends Panel {
   async renderModel(model) {
     const spec = model.data[VIEW] || {};
     this._model = model;
-    await this._renderSnapshot(spec.snapshot || { parts: [] }, model.trusted);
+    this._snapshot = spec.snapshot || { parts: [] };
+    if (this._live && !this._live.isHidden) {
+      this._snapDrawn = false; // kept for when the live view goes, not drawn behind it
+    } else {
+      await this._renderSnapshot(this._snapshot, model.trusted);
+    }
     this._watchDisplay(spec.display_id);
     if (!model.trusted) {
       return; // as Lab does for widget-view outputs: an untrusted notebook shows the snapshot only
@@ -83,13 +114,12 @@ class ViewRenderer extends Panel {
     }
     // swap in one step, so a redraw never shows a half-built snapshot
     const hidden = this._snap.isHidden;
-    for (const w of [...this._snap.widgets]) {
-      w.dispose();
-    }
+    disposeAll(this._snap);
     for (const w of [...fresh.widgets]) {
       this._snap.addWidget(w);
     }
     fresh.dispose();
+    this._snapDrawn = true;
     if (hidden) {
       this._snap.hide();
     }
@@ -162,17 +192,23 @@ class ViewRenderer extends Panel {
         observer.disconnect();
         live.show();
         this._snap.hide();
+        disposeAll(this._snap); // drawn again from the last snapshot if the live view goes
+        this._snapDrawn = false;
         this._setState('live');
         live.widgets[0].disposed.connect(() => {
           // a kernel restart or shutdown disposes the view: back to the snapshot, kept current meanwhile
           if (this.isDisposed || this._live !== live) {
             return;
           }
-          this._snap.show();
-          this._setState('snapshot');
           this._live = null;
           this._liveId = null;
+          freeWebGL(live.node);
           live.dispose();
+          this._snap.show();
+          this._setState('snapshot');
+          if (!this._snapDrawn && this._snapshot && this._model) {
+            void this._renderSnapshot(this._snapshot, this._model.trusted);
+          }
         });
       };
       const observer = new MutationObserver(promote);
@@ -222,6 +258,7 @@ class ViewRenderer extends Panel {
     if (this._displayId) {
       this._panel.sessionContext.iopubMessage.disconnect(this._onIOPub);
     }
+    freeWebGL(this.node);
     super.dispose();
   }
 }
