@@ -102,6 +102,13 @@ class RunsGrid(anywidget.AnyWidget):
         self._base = frame.reset_index(drop=True)
         self._key, self._cols, self._labels, self._tone = key, cols, dict(labels or {}), tone
 
+    def shows(self, *, frame: pd.DataFrame, key: str = "run_id", columns: Sequence[str] | None = None,
+              labels: dict[str, str] | None = None, tone: str | None = None, **rest: Any) -> bool:
+        "Whether the grid shows `frame` as asked (the constructor's arguments) already."
+        cols = [c for c in (columns if columns is not None else frame.columns) if c in frame.columns and c != key]
+        return ((key, cols, dict(labels or {}), tone) == (self._key, self._cols, self._labels, self._tone)
+                and all(getattr(self, k) == v for k, v in rest.items()) and self._base.equals(frame.reset_index(drop=True)))
+
     @property
     def frame(self) -> pd.DataFrame:
         "The rows in the order shown (sorted as the user asked)."

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import threading
+
 import anywidget
 import ipywidgets as W
 import traitlets as T
@@ -70,6 +72,10 @@ class RecordTable(anywidget.AnyWidget):
             rest["selected"] = None  # a row that is gone is not selected
         return {"columns": list(columns), "kinds": kinds, "rows": clean, "banner": dict(banner or {}), **rest}
 
+    def shows(self, **state: Any) -> bool:
+        "Whether the table shows `state` (`full_state`'s arguments) already."
+        return all(getattr(self, k) == v for k, v in self.full_state(**state).items())
+
     def set_rows(self, columns: Sequence[str], rows: Sequence[dict], *, kinds: Sequence[str] | None = None,
                  banner: dict | None = None) -> None:
         "Show `rows` under `columns` in place (a view made by `ViewSlot` gets them in its comm_open instead)."
@@ -117,6 +123,10 @@ class AuditTimeline(anywidget.AnyWidget):
         "The state that shows `records` (newest first) under `banner`."
         return {"records": [dict(r) for r in records], "banner": dict(banner or {}), **rest}
 
+    def shows(self, **state: Any) -> bool:
+        "Whether the timeline shows `state` (`full_state`'s arguments) already."
+        return all(getattr(self, k) == v for k, v in self.full_state(**state).items())
+
     def to_html(self) -> str:
         "The timeline as static, escaped HTML."
         banner = (f"<p style='{_style(self.banner.get('tone'))}'>{escape(self.banner['text'])}</p>"
@@ -140,6 +150,8 @@ class AuditTimeline(anywidget.AnyWidget):
 class ViewSlot(W.Box):
     "A place for one anywidget view, made anew with its whole state whenever that state changes."
 
+    close_delay = 5.0  # seconds before a replaced view is closed (its module has loaded, or given up, by then)
+
     def __init__(self, make: type[anywidget.AnyWidget], *, on_select: Callable[[dict], None] | None = None,
                  keep: Sequence[str] = (), **fixed: Any) -> None:
         super().__init__(layout=W.Layout(width="100%"))
@@ -154,16 +166,19 @@ class ViewSlot(W.Box):
         return self._view
 
     def show(self, **state: Any) -> Any:
-        """Show `state` (the view's constructor arguments): the same view when a view with a `full_state` shows it
-        already, else a new one, which keeps the old one's `keep` traits (such as the user's sort)."""
-        full = self._make.full_state(**state) if hasattr(self._make, "full_state") else None
-        if self._view is not None and full is not None and all(getattr(self._view, k) == v for k, v in full.items()):
+        """Show `state` (the view's constructor arguments): the same view when it `shows` that already, else a new
+        one, which keeps the old one's `keep` traits (such as the user's sort)."""
+        if self._view is not None and self._view.shows(**state):
             return self._view
         kept = {k: getattr(self._view, k) for k in self._keep if k not in state} if self._view is not None else {}
         old, self._view = self._view, self._make(**{**self._fixed, **kept, **state})
         if self._on_select is not None:
             self._view.observe(self._on_select, names=["selected"])
         self.children = (self._view,)
-        if old is not None:
+        if old is not None and self.close_delay:
+            timer = threading.Timer(self.close_delay, old.close)
+            timer.daemon = True
+            timer.start()
+        elif old is not None:
             old.close()
         return self._view
