@@ -7,7 +7,8 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 UV    := $(VENV)/bin/uv
 
-.PHONY: demo test docs install install-dev install-docs system-deps export clean-nbs lint bench
+.PHONY: demo test docs install install-dev install-docs system-deps export clean-nbs lint bench labextension \
+        link-labextension screenshots
 
 $(UV):
 	python3 -m venv $(VENV)
@@ -15,9 +16,25 @@ $(UV):
 
 install: $(UV)
 	$(UV) pip install --quiet --python $(PY) -e .
+	@$(MAKE) --no-print-directory link-labextension
 
 install-dev: $(UV)
 	$(UV) pip install --quiet --python $(PY) -e '.[dev]'
+	@$(MAKE) --no-print-directory link-labextension
+
+# The widgets' JupyterLab / Notebook 7 extension is prebuilt in widgets/labextension; a wheel installs it into
+# <venv>/share/jupyter/labextensions/mlops-wb, an editable install does not (no data files): link it there.
+LABEXT := $(VENV)/share/jupyter/labextensions/mlops-wb
+link-labextension:
+	@mkdir -p $(dir $(LABEXT)) && rm -rf $(LABEXT) && ln -s $(CURDIR)/widgets/labextension $(LABEXT)
+
+# Rebuild widgets/labextension from widgets/extension after changing it (needs node and npm), then commit both.
+labextension: install-dev
+	cd widgets/extension && npm ci --no-audit --no-fund --loglevel=error && rm -rf ../labextension && \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH node node_modules/@jupyterlab/builder/lib/build-labextension.js \
+	  --core-path $$($(CURDIR)/$(PY) -c 'import jupyterlab, pathlib; print(pathlib.Path(jupyterlab.__file__).parent / "staging")') .
+	cat widgets/extension/package.json widgets/extension/src/index.js widgets/extension/style/index.css \
+	  | sha256sum | cut -d' ' -f1 > widgets/labextension/source.sha256
 
 install-docs: $(UV)
 	$(UV) pip install --quiet --python $(PY) -e '.[docs]'
@@ -44,6 +61,11 @@ test: install-dev system-deps
 JOBS ?=
 docs: install-docs
 	$(PY) docs/make_docs.py $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)
+
+# Regenerate the screenshots in docs/screenshots/ (the README shows them) with the browser tests: the tests alone
+# write screenshots only to tests/artifacts/.
+screenshots: install-dev system-deps
+	MLOPS_WB_SCREENSHOTS=$(CURDIR)/docs/screenshots $(PY) -m pytest -p no:cacheprovider -n 0 tests/browser/test_workbench.py
 
 # Developer helpers
 export:

@@ -1,14 +1,19 @@
-"""Experiment comparison at scale: our `load_runs`, first view and `compare_runs` beside MLflow's own calls.
+"""Experiment comparison at scale: our `load_runs`, the widget in the browser and `compare_runs` beside MLflow.
 
 Builds (once, cached under bench/results/) an experiment of 10,000 runs in a SQLite store: 10 params, 10 final
-metrics and 2 metric histories of 50 steps each per run. Then prints, measured in the same process and run:
+metrics and 2 metric histories of 50 steps each per run (1,000 logged through MLflow's client, then copied with new
+ids, names and start times). Then prints, measured in the same run:
 
 - `mlflow.search_runs` of all runs            (the anchor)
 - `mlops_wb.tracking.load_runs` of all runs   (target: no slower than the anchor)
-- time to `ExperimentComparison`'s first view (target: at most a tenth of the anchor)
+- time to `ExperimentComparison`'s first view in Python (target: at most a tenth of the anchor)
+- where the user looks, in a real JupyterLab in Debian's Chromium (Playwright), from Shift+Enter in a warm kernel:
+  the first rows visible (target: a tenth of the anchor), every run loaded (target: 5x faster than the anchor) and
+  the longest main-thread stall (PerformanceObserver longtask; target: under 200 ms)
+- MLflow's own UI (`mlflow server` on the same store): its runs page, from navigation until the newest run shows
 - `compare_runs` of 100 runs with histories   (target: faster than fetching their histories one by one)
 
-Run: .venv/bin/python bench/compare.py [--runs 10000] [--repeat 3] [--rebuild]
+Run: .venv/bin/python bench/compare.py [--runs 10000] [--repeat 3] [--rebuild] [--no-browser]
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,8 +67,38 @@ def _run_payload(i: int, rng: random.Random, t0: int):
     return [Param(k, v) for k, v in params.items()], metrics, tags
 
 
-def build_store(path: Path, runs: int) -> None:
-    "Create the benchmark store at `path` (SQLite), with `runs` runs; log_batch once per run."
+def replicate(db: Path, runs: int) -> int:
+    "Copy the logged runs (new ids, names and start times; same params, metrics, tags) until there are `runs`."
+    import sqlite3
+    import uuid
+
+    con = sqlite3.connect(db)
+    try:
+        base = [r[0] for r in con.execute("SELECT run_uuid FROM runs ORDER BY start_time")]
+        t0 = con.execute("SELECT min(start_time) FROM runs").fetchone()[0]
+        logged = len(base)
+        con.execute("CREATE TEMP TABLE copies (old TEXT, new TEXT, i INTEGER)")
+        con.executemany("INSERT INTO copies VALUES (?, ?, ?)",
+                        [(base[i % logged], uuid.uuid4().hex, i) for i in range(logged, runs)])
+        special = {"run_uuid": "c.new", "name": "printf('run-%05d', c.i)", "start_time": f"{t0} + c.i * 1000",
+                   "end_time": f"{t0} + c.i * 1000 + 900", "artifact_uri": "replace(x.artifact_uri, x.run_uuid, c.new)"}
+        for table in ("runs", "params", "metrics", "latest_metrics", "tags"):
+            cols = [r[1] for r in con.execute(f"PRAGMA table_info({table})")]
+            picks = {**{c: f"x.{c}" for c in cols}, "run_uuid": "c.new"}
+            if table == "runs":
+                picks.update({c: v for c, v in special.items() if c in cols})
+            if table == "tags":
+                picks["value"] = "CASE WHEN x.key = 'mlflow.runName' THEN printf('run-%05d', c.i) ELSE x.value END"
+            con.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(picks[c] for c in cols)} "
+                        f"FROM {table} x JOIN copies c ON x.run_uuid = c.old")
+        con.commit()
+    finally:
+        con.close()
+    return logged
+
+
+def build_store(path: Path, runs: int, logged: int = 1000) -> None:
+    "Create the benchmark store at `path` (SQLite): `logged` runs through MLflow's client, copied up to `runs`."
     from mlflow import MlflowClient
     from tqdm.auto import tqdm
 
@@ -74,13 +110,19 @@ def build_store(path: Path, runs: int) -> None:
     eid = client.create_experiment(EXPERIMENT, artifact_location=(path / "artifacts").as_uri())
     rng = random.Random(0)
     t0 = int(time.time() * 1000) - runs * 1000
-    for i in tqdm(range(runs), desc="building the benchmark store", unit="run", mininterval=2):
+    for i in tqdm(range(min(runs, logged)), desc="building the benchmark store", unit="run", mininterval=2):
         params, metrics, tags = _run_payload(i, rng, t0)
         run = client.create_run(eid, run_name=f"run-{i:05d}", start_time=t0 + i * 1000)
         client.log_batch(run.info.run_id, metrics=metrics, params=params, tags=tags)
         client.set_terminated(run.info.run_id, end_time=t0 + i * 1000 + 900)
-    (tmp / "spec.json").write_text(json.dumps({"runs": runs, "params": PARAMS, "metrics": len(METRICS),
-                                                "histories": len(HISTORIES), "steps": STEPS}))
+    finish_store(tmp, path, runs)
+
+
+def finish_store(tmp: Path, path: Path, runs: int) -> None:
+    "Copy the logged runs up to `runs` (logging 10,000 runs one by one takes most of an hour) and move the store."
+    logged = replicate(tmp / "mlflow.db", runs)
+    (tmp / "spec.json").write_text(json.dumps({"runs": runs, "logged": logged, "params": PARAMS,
+                                                "metrics": len(METRICS), "histories": len(HISTORIES), "steps": STEPS}))
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
@@ -114,13 +156,156 @@ def timed_cpu(fn, *args, **kwargs):
 
 def first_view_cold(uri: str) -> float:
     "Seconds to the widget's first view in a fresh process, including importing the widget module (not mlflow)."
-    import subprocess
-
     code = (f"import time, mlflow, mlops_wb.core as c; client = c.get_client({uri!r}); client.search_experiments(); "
             "t = time.perf_counter(); from mlops_wb.widgets import ExperimentComparison; "
             f"w = ExperimentComparison({EXPERIMENT!r}, client=client); print(time.perf_counter() - t); w.wait()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+# Installed before the notebook loads: long tasks (main-thread stalls over 50 ms) with their start times.
+LONGTASKS_JS = """window.__longtasks = [];
+try { new PerformanceObserver(l => l.getEntries().forEach(e => window.__longtasks.push([e.startTime, e.duration])))
+        .observe({entryTypes: ['longtask']}); } catch (e) {}"""
+
+# Armed right before Shift+Enter: the times (ms after arming) of the first visible run rows (the grid's, or the
+# output's first snapshot table) and of the status saying every run is loaded.
+WATCH_JS = """n => { const w = window.__mlwbBench = {t0: performance.now(), first: null, grid: null, full: null};
+  const seen = sel => [...document.querySelectorAll(sel)].some(e => e.offsetParent !== null);
+  const check = () => { const t = performance.now() - w.t0;
+    if (w.grid === null && seen('.mlwb-grid-row[data-key]')) w.grid = t;
+    if (w.first === null && (w.grid !== null || seen('.mlwb-view tbody tr'))) w.first = t;
+    if (w.full === null && [...document.querySelectorAll('.mlwb-view .mlwb-status, .mlwb-view p')]
+          .some(e => e.textContent.includes(`${n} of ${n} runs.`))) w.full = t; };
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                                      attributes: true});
+}"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(cmd: list[str], url: str, log: Path, cwd: Path, env: dict) -> subprocess.Popen:
+    "Start a server in its own process group; wait until `url` answers."
+    import urllib.request
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                _stop(proc)
+                raise RuntimeError(f"{cmd[0]} did not start:\n" + log.read_text()[-3000:]) from None
+            time.sleep(0.5)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def browser_figures(uri: str, runs: int, work: Path) -> dict[str, float]:
+    "The widget in a real JupyterLab, and MLflow's UI runs page, on the same store (seconds; stall in ms)."
+    import secrets
+
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLOPS_WB_SETTINGS")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import mlflow\nfrom mlops_wb.core import get_client\nfrom mlops_wb.widgets import ExperimentComparison\n"
+        f"client = get_client({uri!r})\nclient.get_experiment_by_name({EXPERIMENT!r}).experiment_id"),
+        nbformat.v4.new_code_cell(f"ExperimentComparison({EXPERIMENT!r}, client=client)")]
+    nbformat.write(nb, str(work / "bench.ipynb"))
+    out: dict[str, float] = {}
+    port, token = _free_port(), secrets.token_hex(16)
+    lab = _serve([str(bin_dir / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                  f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={work}",
+                  "--LabApp.news_url="], f"http://127.0.0.1:{port}/api/status?token={token}", work / "lab.log",
+                 work, env)
+    mport = _free_port()
+    db = uri.removeprefix("sqlite:///")
+    ui = _serve([str(bin_dir / "mlflow"), "server", "--backend-store-uri", uri, "--default-artifact-root",
+                 (Path(db).parent / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(mport),
+                 "--workers", "1"], f"http://127.0.0.1:{mport}/health", work / "mlflow.log", work, env)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.add_init_script(LONGTASKS_JS)
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/bench.ipynb?token={token}")
+            page.wait_for_selector(".jp-Notebook", timeout=180_000)
+            idle = ("() => { const e = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+                    " return e && e.getAttribute('data-status') === 'idle'; }")
+            try:  # Lab may ask which kernel to start
+                page.wait_for_selector(".jp-Dialog:has-text('Select Kernel')", timeout=5000)
+                page.click(".jp-Dialog button:has-text('Select')")
+            except Exception:  # noqa: BLE001 - Playwright's TimeoutError: no dialog
+                pass
+            page.wait_for_function(idle, timeout=180_000)
+            cells = page.locator(".jp-Notebook .jp-Cell")
+            cells.nth(0).locator(".jp-InputArea-prompt").click()  # select the cell (command mode)
+            page.keyboard.press("Shift+Enter")  # warm the kernel: imports, the client
+            page.wait_for_function("() => /\\[1\\]/.test(document.querySelector('.jp-Cell .jp-InputPrompt')"
+                                   ".textContent)", timeout=300_000)
+            page.wait_for_function(idle, timeout=300_000)
+            cells.nth(1).locator(".jp-InputArea-prompt").click()
+            page.evaluate(WATCH_JS, runs)
+            page.keyboard.press("Shift+Enter")
+            page.wait_for_function("() => window.__mlwbBench.full !== null", timeout=900_000, polling=200)
+            w = page.evaluate("() => window.__mlwbBench")
+            stalls = page.evaluate("t0 => window.__longtasks.filter(([s, d]) => s + d >= t0).map(([s, d]) => d)", w["t0"])
+            out["first rows"] = w["first"] / 1000
+            out["first grid rows"] = (w["grid"] or float("nan")) / 1000
+            out["all runs"] = w["full"] / 1000
+            out["longest stall ms"] = max(stalls, default=0.0)
+            out["stalls over 200 ms"] = float(sum(d > 200 for d in stalls))
+            # MLflow's UI: once to load its scripts, then timed until the newest run's row shows
+            from mlflow import MlflowClient
+
+            eid = MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT).experiment_id
+            mpage = browser.new_page(viewport={"width": 1400, "height": 1400})
+            print(f"  browser: {out}", file=sys.stderr, flush=True)
+            mpage.goto(f"http://127.0.0.1:{mport}/")  # MLflow's UI polls: wait for its page, not an idle network
+            mpage.wait_for_load_state("load", timeout=180_000)
+            mpage.get_by_text(EXPERIMENT).first.wait_for(timeout=180_000)
+            newest = f"run-{runs - 1:05d}"
+            t = time.perf_counter()
+            mpage.goto(f"http://127.0.0.1:{mport}/#/experiments/{eid}/runs")
+            mpage.get_by_text(newest).first.wait_for(timeout=600_000)
+            out["mlflow ui first rows"] = time.perf_counter() - t
+            browser.close()
+    finally:
+        _stop(lab)
+        _stop(ui)
+    return out
 
 
 def main() -> None:
@@ -129,6 +314,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="repeats of each full-load timing (median reported)")
     parser.add_argument("--selected", type=int, default=100, help="runs given to compare_runs")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached store")
+    parser.add_argument("--no-browser", action="store_true", help="skip the JupyterLab / MLflow UI measurements")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     uri = store_for(args.runs, args.rebuild)
@@ -143,6 +329,14 @@ def main() -> None:
     client = get_client(uri)
     exp_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     rows: list[tuple[str, float, float | None, str]] = []
+
+    class Rows(list):
+        def append(self, row):  # noqa: ANN001 - print each figure as soon as it is measured
+            print(f"  {row[0]}: {row[1]:.2f} s" + (f" (target {row[2]:.2f} s: {row[3]})" if row[2] is not None else ""),
+                  file=sys.stderr, flush=True)
+            super().append(row)
+
+    rows = Rows()
 
     # 1-2. all runs: MLflow's search_runs against our load_runs, alternating so both see the same machine load
     theirs_t, ours_t, theirs_c, ours_c = [], [], [], []
@@ -182,6 +376,19 @@ def main() -> None:
                  search_all / 10, "met" if cold <= search_all / 10 else "NOT met"))
     rows.append(("widget: every run loaded and in the table", statistics.median(fulls), None, ""))
 
+    # 3b. where the user looks: JupyterLab in Chromium, and MLflow's own UI, on the same store
+    browser = {} if args.no_browser else browser_figures(uri, args.runs, RESULTS / "compare_browser")
+    if browser:
+        rows.append(("browser: first rows visible after Shift+Enter", browser["first rows"], search_all / 10,
+                     "met" if browser["first rows"] <= search_all / 10 else "NOT met"))
+        rows.append(("browser: first rows of the live grid", browser["first grid rows"], None, ""))
+        rows.append((f"browser: all {args.runs} runs loaded (status says so)", browser["all runs"], search_all / 5,
+                     "met" if browser["all runs"] <= search_all / 5 else "NOT met"))
+        rows.append(("browser: longest main-thread stall (seconds)", browser["longest stall ms"] / 1000, 0.2,
+                     "met" if browser["longest stall ms"] < 200 else
+                     f"NOT met ({browser['stalls over 200 ms']:.0f} stalls over 200 ms)"))
+        rows.append(("MLflow UI: runs page until the newest run shows", browser["mlflow ui first rows"], None, ""))
+
     # 4. compare_runs of N selected runs with their histories, against MLflow fetching histories one by one
     chosen = ours.sample(args.selected, random_state=0).run_id.tolist()
     keys = {r: [c.removeprefix("metrics.") for c in ours.columns if c.startswith("metrics.")] for r in chosen}
@@ -219,7 +426,7 @@ def main() -> None:
     (RESULTS / "compare.json").write_text(json.dumps(
         {"runs": args.runs, "rows": [{"what": w, "seconds": s, "target": t, "verdict": v} for w, s, t, v in rows],
          "search_runs_all": theirs_t, "load_runs_all": ours_t, "search_runs_cpu": theirs_c, "load_runs_cpu": ours_c,
-         "first_view": firsts}, indent=2))
+         "first_view": firsts, "browser": browser}, indent=2))
 
 
 if __name__ == "__main__":

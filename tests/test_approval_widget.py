@@ -73,7 +73,8 @@ def test_approve_with_comment_moves_the_alias(desk):
     # what a reviewer sees: deltas against the champion, the gate report, drift and fairness evidence
     assert "roc_auc" in w._deltas.value and "champion" in w._gates.value
     assert "data.drift" in w._drift.value and "north" in w._fairness.value
-    assert w._fig is not None and [t.name for t in w._fig.data] == ["champion (models:/cancer@champion)", "v2"]
+    assert [t.name for t in w._chart.figure.data] == ["champion (models:/cancer@champion)", "v2"]
+    assert [r["key"] for r in w._versions.rows] == ["2", "1"] and w._versions.selected == "2"
     # approve needs a comment: disabled, with the reason shown
     assert w._buttons["approve"].disabled and "Type a comment first" in w._reasons.value
     w._comment.value = "better on every metric; canary first"
@@ -94,7 +95,7 @@ def test_approve_with_comment_moves_the_alias(desk):
     w._comment.value = "latency regression"
     w._buttons["rollback"].click()
     assert _alias(mc, "champion") == "1"
-    assert "intact" in w._history.value and "rollback" in w._history.value
+    assert "intact" in w._history.banner["text"] and w._history.records[0]["action"] == "rollback"
 
 
 def test_buttons_disabled_for_a_non_approver_and_errors_shown(desk):
@@ -112,28 +113,59 @@ def test_buttons_disabled_for_a_non_approver_and_errors_shown(desk):
     w.user = "dana"
     assert w._buttons["approve"].disabled
     assert "four-eyes rule" in w._reasons.value
-    # an approver may; an error from the library shows in the status line, not as a lost traceback
+    # an approver may: the click approves v2 (recorded, tagged, in the audit trail); the champion stays v1
+    from mlops_wb.registry import APPROVED_BY_TAG, STATUS_TAG, history
+
     w.user = "bob"
     assert not w._buttons["approve"].disabled
     w._buttons["approve"].click()
-    assert _alias(client, "champion") == "1"
+    assert w.error == "" and w.status_text.startswith("Recorded #"), w.status_text
+    assert w.status_text.endswith("approve v2, pending → approved."), w.status_text
+    tags = client.get_model_version("cancer", "2").tags
+    assert (tags[STATUS_TAG], tags[APPROVED_BY_TAG]) == ("approved", "bob")
+    last = history("cancer", client=client).iloc[-1]
+    assert (last.action, last.actor, last.outcome, last.comment) == ("approve", "bob", "ok", "I would like to")
+    assert w._history.records[0]["action"] == "approve" and w._history.records[0]["who"] == "bob"
+    assert w.state.versions["2"].status == "approved" and _alias(client, "champion") == "1"
+    # an error from the library shows in the status area, not as a lost traceback
     promote("cancer", 2, approver="alice", comment="meanwhile, elsewhere", client=client, policy=pol)
     w.version = "1"
     w._comment.value = "back to v1"
     w.state.snapshot.champion = "1"  # the page still shows the old champion
     w._buttons["rollback"].click()
-    assert "The champion of cancer is v2, not v1: it changed since you looked." in w.status_text
+    assert "The champion of cancer is v2, not v1: it changed since you looked." in w.error
+    assert "&#9888;" in w._status_area.value
     assert w.state.snapshot.champion == "2"  # reloaded after the error
 
 
-def test_static_rendering(desk):
+def test_reasons_read_right(desk):
     from mlops_wb.widgets import DeploymentApproval
 
     client, pol = desk
     w = DeploymentApproval("cancer", user="alice", policy=pol, client=client)
+    w._comment.value = "a comment"
+    request = [line for line in w._reasons.value.split("</div>") if "Request approval" in line][0]
+    assert "v2 is already pending approval (requested by dana)" in request
+    assert "Approve it first" not in request
+    w.version = "1"  # the champion
+    assert "v1 is already champion" in w._reasons.value
+    assert all(b.layout.width == "auto" for b in w._buttons.values())  # labels are never cut off
+
+
+def test_static_rendering(desk):
+    import re
+
+    from mlops_wb.widgets import DeploymentApproval
+    from mlops_wb.widgets.view import VIEW_MIME
+
+    client, pol = desk
+    w = DeploymentApproval("cancer", user="alice", policy=pol, client=client)
     bundle = w._repr_mimebundle_()
+    assert VIEW_MIME in bundle and bundle[VIEW_MIME]["model_id"] == w.model_id
     html = bundle["text/html"]
-    assert "application/vnd.jupyter.widget-view+json" in bundle
     for part in ("cancer", "v2 against the champion", "Gate report", "fairness.gap", "Audit history", "intact"):
         assert part in html, part
-    assert "<script" not in html
+    charts = [p for p in bundle[VIEW_MIME]["snapshot"]["parts"] if "application/vnd.plotly.v1+json" in p]
+    assert [t["name"] for t in charts[0]["application/vnd.plotly.v1+json"]["data"]] == [
+        "champion (models:/cancer@champion)", "v2"]
+    assert "<script" not in re.sub(r"<script>\(function\(\)\{var f=.*?</script>", "", html, flags=re.S)

@@ -1,5 +1,6 @@
 """The wheel ships what users need, and works as users install it: built, installed into a fresh venv, run from an
-empty folder (the demo, a pipeline, the workbench notebook under papermill)."""
+empty folder (the demo, a pipeline, the workbench notebook under papermill), with the widgets' front-end (the
+top-level widgets/ folder and the prebuilt JupyterLab / Notebook 7 extension) loaded from its own path."""
 from __future__ import annotations
 
 import json
@@ -32,6 +33,10 @@ def wheel(tmp_path_factory):
     return next(out.glob("*.whl"))
 
 
+FRONTEND = ["common.js", "common.css", "grid/index.js", "grid/style.css", "table/index.js", "table/style.css",
+            "timeline/index.js", "timeline/style.css"]
+
+
 def test_wheel_ships_pipeline_and_workbench_notebooks(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("mlops_wb/pipeline_notebooks/") and n.endswith(".ipynb"))
@@ -41,6 +46,17 @@ def test_wheel_ships_pipeline_and_workbench_notebooks(wheel):
     assert "mlops_wb/notebooks/workbench.ipynb" in names
     assert not [n for n in names if n.startswith("mlops_wb/notebooks/") and n != "mlops_wb/notebooks/workbench.ipynb"]
     assert "mlops_wb/cli/__init__.py" in names and "mlops_wb/widgets/__init__.py" in names
+
+
+def test_wheel_ships_the_widgets_front_end(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    missing = [f for f in FRONTEND if f"mlops_wb/frontend/{f}" not in names]
+    assert not missing, f"the wheel lacks the widgets' front-end files {missing}"
+    assert not [n for n in names if "node_modules" in n or n.startswith("mlops_wb/frontend/extension/")]
+    data = next(n.split("/data/", 1)[0] for n in names if ".data/data/" in n) + "/data/share/jupyter/labextensions/mlops-wb/"
+    static = sorted(p.name for p in (REPO / "widgets" / "labextension" / "static").iterdir())
+    shipped = sorted(n.rsplit("/", 1)[1] for n in names if n.startswith(data + "static/"))
+    assert data + "package.json" in names and shipped == static, (shipped, static)
 
 
 @pytest.mark.xdist_group("demo")  # beside the other heavy demo tests, never at the same time
@@ -62,6 +78,20 @@ def test_wheel_in_a_fresh_venv_runs_the_demo_a_pipeline_and_the_workbench(wheel,
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import mlops_wb; print(mlops_wb.__file__)"],
                            capture_output=True, text=True, env=env, cwd=project)
     assert where.stdout.startswith(str(venv)), f"the fresh venv must import its own mlops_wb: {where.stdout}{where.stderr}"
+    # the widgets' front-end, from the installed package's own path; the extension where Jupyter looks
+    code = ("import json\nfrom mlops_wb.widgets.base import asset\n"
+            "from mlops_wb.widgets.view import extension_installed, output_mode\n"
+            f"print(json.dumps({{'assets': {{f: asset(f) for f in {FRONTEND!r}}}, "
+            "'extension': extension_installed(), 'mode': output_mode()}))")
+    fe_env = {k: v for k, v in env.items() if k != "MLOPS_WB_WIDGET_OUTPUT"}
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, env=fe_env,
+                       cwd=project, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    for f in FRONTEND:
+        assert got["assets"][f] == (REPO / "widgets" / f).read_text(encoding="utf-8"), f
+    assert got["extension"] is True and got["mode"] == "persistent", got
+    assert (venv / "share" / "jupyter" / "labextensions" / "mlops-wb" / "package.json").is_file()
 
     def cli(*args, timeout=1800):
         return subprocess.run([str(venv / "bin" / "mlops-wb"), *args], cwd=project, env=env, capture_output=True,

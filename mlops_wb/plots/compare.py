@@ -17,8 +17,8 @@ if TYPE_CHECKING:  # plotly is imported inside the builders: importing this modu
     import plotly.graph_objects as go
 
 # %% auto #0
-__all__ = ['MAX_CATEGORIES', 'MAX_AXES', 'numeric_column', 'short_label', 'default_columns', 'parallel_coordinates',
-           'scatter_runs', 'smooth', 'metric_history_figure']
+__all__ = ['MAX_CATEGORIES', 'MAX_AXES', 'MAX_PARAM_AXES', 'DEFAULT_METRICS', 'numeric_column', 'short_label', 'default_columns',
+           'parallel_coordinates', 'scatter_runs', 'smooth', 'group_runs', 'history_bands', 'metric_history_figure']
 
 # %% ../../nbs/11_plots_compare.ipynb #430749be
 def numeric_column(s: pd.Series) -> pd.Series | None:
@@ -44,14 +44,24 @@ def short_label(column: str, columns: Sequence[str] = ()) -> str:
 
 # %% ../../nbs/11_plots_compare.ipynb #7965be03
 MAX_CATEGORIES = 40  # a categorical column with more distinct values than this is left out
-MAX_AXES = 16
+MAX_AXES = 16  # at most this many axes in all
+MAX_PARAM_AXES = 8  # params that differ, at most
+DEFAULT_METRICS = 4  # metrics drawn when none are chosen
 
 
-def default_columns(runs: pd.DataFrame, *, max_axes: int = MAX_AXES) -> list[str]:
-    "The params that vary across `runs`, then the metrics present, at most `max_axes` columns."
+def default_columns(
+    runs: pd.DataFrame,  # a frame from `load_runs` (or its selected rows)
+    *,
+    metrics: Sequence[str] | None = None,  # the chosen metrics ('accuracy' or 'metrics.accuracy'); default: see below
+    max_params: int = MAX_PARAM_AXES,
+) -> list[str]:
+    "The params that differ between `runs` (at most `max_params`), then the chosen metrics (default: 4 that differ)."
     params = [c for c in runs.columns if c.startswith("params.") and runs[c].nunique(dropna=False) > 1]
-    metrics = [c for c in runs.columns if c.startswith("metrics.") and runs[c].notna().any()]
-    return (params + metrics)[:max_axes] if len(params) < max_axes else params[: max_axes // 2] + metrics[: max_axes // 2]
+    if metrics is None:
+        present = [c for c in runs.columns if c.startswith("metrics.") and runs[c].notna().any()]
+        metrics = ([c for c in present if runs[c].nunique() > 1] or present)[:DEFAULT_METRICS]
+    chosen = [m if m.startswith("metrics.") else f"metrics.{m}" for m in metrics]
+    return (params[:max_params] + chosen)[:MAX_AXES]
 
 
 def _dimension(runs: pd.DataFrame, col: str, label: str) -> dict[str, Any] | None:
@@ -76,7 +86,8 @@ def _dimension(runs: pd.DataFrame, col: str, label: str) -> dict[str, Any] | Non
 def parallel_coordinates(
     runs: pd.DataFrame,  # a frame from `load_runs` (or its selected rows)
     *,
-    columns: Sequence[str] | None = None,  # the axes; default: `default_columns(runs)`
+    columns: Sequence[str] | None = None,  # the axes; default: `default_columns(runs, metrics=metrics)`
+    metrics: Sequence[str] | None = None,  # the chosen metrics, when `columns` is not given
     color: str | None = None,  # the metric that colours the lines (default: the last metric among `columns`)
     title: str | None = None,
 ) -> go.Figure:
@@ -84,7 +95,7 @@ def parallel_coordinates(
     import plotly.graph_objects as go
 
     func = "parallel_coordinates"
-    columns = list(default_columns(runs) if columns is None else columns)
+    columns = list(default_columns(runs, metrics=metrics) if columns is None else columns)
     missing = [c for c in [*columns, *([color] if color else [])] if c not in runs.columns]
     if missing:
         raise invalid_parameter(func, "columns", "columns of the runs frame", missing,
@@ -166,9 +177,81 @@ def smooth(values: Sequence[float], weight: float) -> np.ndarray:
         out[i] = last / (1 - weight ** n)
     return out
 
+# %% ../../nbs/11_plots_compare.ipynb #da83b103
+def _as_metric(m: str) -> str:
+    return m if m.startswith("metrics.") else f"metrics.{m}"
+
+
+def group_runs(
+    runs: pd.DataFrame,  # a frame from `load_runs`
+    by: str,  # the column to group by, such as 'params.model'
+    *,
+    metrics: Sequence[str] | None = None,  # default: every metric with a value
+) -> pd.DataFrame:
+    "One row per value of `by`: the group, its number of runs, their ids, and each metric's mean and std."
+    if by not in runs.columns:
+        raise invalid_parameter("group_runs", "by", "a column of the runs frame", by, "Such as 'params.model'.")
+    cols = ([c for c in runs.columns if c.startswith("metrics.") and runs[c].notna().any()] if metrics is None
+            else [_as_metric(m) for m in metrics])
+    missing = [c for c in cols if c not in runs.columns]
+    if missing:
+        raise invalid_parameter("group_runs", "metrics", "metrics of the runs frame", missing)
+    label = runs[by].astype("object").where(runs[by].notna(), "(none)").astype(str).to_numpy()
+    g = runs.assign(_group=label).groupby("_group", sort=False)
+    sizes = g.size()
+    out = pd.DataFrame({"group": sizes.index.astype(str), "runs": sizes.to_numpy(),
+                        "run_ids": g["run_id"].agg(list).reindex(sizes.index).to_numpy()})
+    for c in cols:
+        out[f"{c} mean"] = g[c].mean().reindex(sizes.index).to_numpy()
+        out[f"{c} std"] = g[c].std().reindex(sizes.index).to_numpy()
+    num = numeric_column(out["group"].where(out["group"] != "(none)"))
+    order = (num if num is not None else out["group"]).sort_values(na_position="last", kind="stable").index
+    return out.loc[order].reset_index(drop=True)
+
+
+def history_bands(
+    histories: pd.DataFrame,  # tidy: run_id, key, step, timestamp, value
+    groups: dict[str, str],  # run_id -> group label (runs not in it are left out)
+    *,
+    x: str = "step",  # "step", "time" or "relative": the x of each step is the mean over the group's runs
+    smoothing: float = 0.0,  # applied to each run before aggregating
+) -> pd.DataFrame:
+    "Per group, metric and step: the mean and std of the value across the group's runs, and how many runs."
+    check_choice("history_bands", "x", x, ("step", "time", "relative"))
+    h = histories[histories["run_id"].isin(list(groups))].sort_values(["run_id", "key", "step", "timestamp"]).copy()
+    h["group"] = h["run_id"].map(groups)
+    if smoothing > 0:
+        h["value"] = h.groupby(["run_id", "key"])["value"].transform(lambda v: smooth(v.to_numpy(), smoothing))
+    ts = pd.to_datetime(h["timestamp"], utc=True)
+    if x == "time":
+        h["xv"] = ts.astype("int64").astype(float)
+    elif x == "relative":
+        h["xv"] = (ts - ts.groupby(h["run_id"]).transform("min")).dt.total_seconds()
+    else:
+        h["xv"] = h["step"].astype(float)
+    out = (h.groupby(["group", "key", "step"], sort=False)
+           .agg(x=("xv", "mean"), mean=("value", "mean"), std=("value", "std"), runs=("value", "size"))
+           .reset_index())
+    out["std"] = out["std"].fillna(0.0)
+    if x == "time":
+        out["x"] = pd.to_datetime(out["x"].round().astype("int64"), utc=True)
+    return out.sort_values(["group", "key", "step"], kind="stable").reset_index(drop=True)
+
 # %% ../../nbs/11_plots_compare.ipynb #e29099f1
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
+
+
+def _rgba(color: str, alpha: float) -> str:
+    return f"rgba({int(color[1:3], 16)},{int(color[3:5], 16)},{int(color[5:7], 16)},{alpha})"
+
+
+def _x_values(h: pd.DataFrame, x: str) -> Any:
+    if x == "step":
+        return h["step"].to_numpy()
+    if x == "time":
+        return h["timestamp"]
+    return (h["timestamp"] - h["timestamp"].min()).dt.total_seconds().to_numpy()
 
 
 def metric_history_figure(
@@ -178,8 +261,9 @@ def metric_history_figure(
     x: str = "step",  # "step", "time" (wall clock) or "relative" (seconds since the run's first value)
     smoothing: float = 0.0,  # in [0, 1): exponential moving average weight
     run_names: dict[str, str] | None = None,  # run_id -> name for the legend
+    groups: dict[str, str] | None = None,  # run_id -> group: a mean line and a ± std band per group instead
 ) -> go.Figure:
-    "Metric histories overlaid per metric (one panel each), a line per run, optionally smoothed."
+    "Metric histories overlaid per metric (one panel each): a line per run, or a mean ± std band per group."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -199,30 +283,48 @@ def metric_history_figure(
     rows = max(1, len(keys))
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.25 / rows if rows > 1 else 0.0,
                         subplot_titles=[escape(k) for k in keys] or None)
-    run_order = list(dict.fromkeys(histories["run_id"]))
-    colors = {r: _COLORS[i % len(_COLORS)] for i, r in enumerate(run_order)}
-    for row, key in enumerate(keys, start=1):
-        part = histories[histories["key"] == key]
-        for run_id, h in part.groupby("run_id", sort=False):
-            h = h.sort_values(["step", "timestamp"])
-            if x == "step":
-                xs = h["step"].to_numpy()
-            elif x == "time":
-                xs = h["timestamp"]
-            else:
-                xs = (h["timestamp"] - h["timestamp"].min()).dt.total_seconds().to_numpy()
-            label = escape(names.get(run_id, run_id[:8]))
-            common = {"x": xs, "legendgroup": run_id, "line": {"color": colors[run_id]}}
-            if smoothing > 0:
-                fig.add_trace(go.Scatter(**common, y=h["value"].to_numpy(), mode="lines", opacity=0.25,
-                                         showlegend=False, hoverinfo="skip"), row=row, col=1)
-            fig.add_trace(go.Scatter(**common, y=smooth(h["value"].to_numpy(), smoothing), mode="lines",
-                                     name=label, showlegend=row == 1, hovertemplate=f"{label}<br>%{{x}}: %{{y:.4g}}"
-                                     "<extra></extra>"), row=row, col=1)
+    if groups:
+        _draw_bands(fig, history_bands(histories, groups, x=x, smoothing=smoothing), keys)
+    else:
+        run_order = list(dict.fromkeys(histories["run_id"]))
+        colors = {r: _COLORS[i % len(_COLORS)] for i, r in enumerate(run_order)}
+        for row, key in enumerate(keys, start=1):
+            part = histories[histories["key"] == key]
+            for run_id, h in part.groupby("run_id", sort=False):
+                h = h.sort_values(["step", "timestamp"])
+                label = escape(names.get(run_id, run_id[:8]))
+                common = {"x": _x_values(h, x), "legendgroup": run_id, "line": {"color": colors[run_id]}}
+                if smoothing > 0:
+                    fig.add_trace(go.Scatter(**common, y=h["value"].to_numpy(), mode="lines", opacity=0.25,
+                                             showlegend=False, hoverinfo="skip"), row=row, col=1)
+                fig.add_trace(go.Scatter(**common, y=smooth(h["value"].to_numpy(), smoothing), mode="lines",
+                                         name=label, showlegend=row == 1,
+                                         hovertemplate=f"{label}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), row=row, col=1)
     xlabel = {"step": "step", "time": "time", "relative": "seconds since the run's first value"}[x]
     fig.update_xaxes(title_text=xlabel, row=rows, col=1)
     fig.update_layout(height=max(300, 250 * rows), margin={"l": 60, "r": 20, "t": 50, "b": 50},
-                      legend={"title": {"text": "run"}}, hovermode="closest")
+                      legend={"title": {"text": "group" if groups else "run"}}, hovermode="closest")
     if not keys:
         fig.add_annotation(text="No metric histories for these runs.", showarrow=False, xref="paper", yref="paper")
     return fig
+
+
+def _draw_bands(fig: go.Figure, bands: pd.DataFrame, keys: list[str]) -> None:
+    "Per key and group: the band (mean ± std) and the mean line."
+    import plotly.graph_objects as go
+
+    colors = {g: _COLORS[i % len(_COLORS)] for i, g in enumerate(dict.fromkeys(bands["group"]))}
+    for row, key in enumerate(keys, start=1):
+        for group, b in bands[bands["key"] == key].groupby("group", sort=False):
+            n = int(b["runs"].max())
+            c, label = colors[group], escape(f"{group} ({n} run{'' if n == 1 else 's'})")
+            common = {"x": b["x"], "legendgroup": str(group), "hoverinfo": "skip", "showlegend": False,
+                      "line": {"width": 0}, "mode": "lines"}
+            fig.add_trace(go.Scatter(**common, y=(b["mean"] + b["std"]).to_numpy()), row=row, col=1)
+            fig.add_trace(go.Scatter(**common, y=(b["mean"] - b["std"]).to_numpy(), fill="tonexty",
+                                     fillcolor=_rgba(c, 0.2)), row=row, col=1)
+            fig.add_trace(go.Scatter(x=b["x"], y=b["mean"].to_numpy(), customdata=b[["std", "runs"]].to_numpy(),
+                                     mode="lines", name=label, legendgroup=str(group), showlegend=row == 1,
+                                     line={"color": c},
+                                     hovertemplate=f"{label}<br>%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}}"
+                                     " (%{customdata[1]} runs)<extra></extra>"), row=row, col=1)

@@ -66,6 +66,15 @@ def numeric_overlay(column: ColumnDrift | dict) -> go.Figure:
     fig.update_layout(barmode="overlay", title=dict(text=column_title(c), x=0.01), height=360,
                       margin=dict(l=40, r=20, t=70, b=40), legend=dict(orientation="h", y=-0.15))
     fig.update_yaxes(tickformat=".0%")
+    ends = [float(hist["edges"][0]), float(hist["edges"][-1])] if hist else []
+    for side in ("reference", "current"):
+        xs = ((ecdf or {}).get(side) or {}).get("x")
+        if xs is not None and len(xs):
+            ends += [float(np.min(xs)), float(np.max(xs))]
+    if ends:  # one x range for both panels: the histogram and the ECDF line up
+        lo, hi = float(min(ends)), float(max(ends))
+        pad = (hi - lo) * 0.02 or 0.5
+        fig.update_xaxes(range=[lo - pad, hi + pad])
     return fig
 
 

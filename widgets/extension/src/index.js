@@ -1,0 +1,282 @@
+// mlops-wb: the JupyterLab / Notebook 7 side of the workbench widgets' outputs.
+//
+// A workbench widget does not display as `application/vnd.jupyter.widget-view+json` (which shows "model not found"
+// once its kernel is gone, and which nbconvert can only render with scripts from a CDN). It displays, under a
+// display id, a bundle of
+//   application/vnd.mlops-wb.view+json  {model_id, display_id, snapshot: {parts: [mime bundles]}}
+//   text/html                            the same snapshot as static HTML (nbconvert, GitHub, the MLflow UI)
+// and re-publishes it with update_display_data on every change. This extension renders the view mimetype:
+//   1. the snapshot at once (tables as HTML, charts through the notebook's plotly renderer);
+//   2. the live widget instead, through the notebook's own widget-view renderer, when the kernel holds the model;
+//   3. the snapshot again when the live view goes (kernel restart or shutdown).
+// It also renders `application/vnd.mlops-wb.lib+json` (plotly.js for static HTML exports) as nothing.
+import { INotebookTracker } from '@jupyterlab/notebook';
+import { MimeModel } from '@jupyterlab/rendermime';
+import { Panel, Widget } from '@lumino/widgets';
+
+const VIEW = 'application/vnd.mlops-wb.view+json';
+const LIB = 'application/vnd.mlops-wb.lib+json';
+const WIDGET = 'application/vnd.jupyter.widget-view+json';
+
+const sleep = ms => new Promise(resolve => setTimeout(() => resolve(null), ms));
+
+// Chromium keeps 16 WebGL contexts per page and then drops the oldest, which may be a chart on screen (a parallel
+// coordinates plot alone takes three). Free the contexts of charts that go away instead of waiting for the GC.
+function freeWebGL(node) {
+  for (const canvas of node.querySelectorAll('canvas')) {
+    for (const kind of ['webgl2', 'webgl', 'experimental-webgl']) {
+      const gl = canvas.getContext(kind); // an existing context of this kind, else null: never a new one
+      if (gl) {
+        const lose = gl.getExtension('WEBGL_lose_context');
+        if (lose) {
+          lose.loseContext();
+        }
+        break;
+      }
+    }
+  }
+}
+
+function disposeAll(panel) {
+  freeWebGL(panel.node);
+  for (const w of [...panel.widgets]) {
+    w.dispose();
+  }
+}
+
+class LibRenderer extends Widget {
+  constructor() {
+    super();
+    this.addClass('mlwb-lib');
+  }
+
+  async renderModel() {
+    // nothing to show: the library is for static HTML exports; the stylesheet hides the output row
+  }
+}
+
+class ViewRenderer extends Panel {
+  constructor(panel) {
+    super();
+    this.addClass('mlwb-view');
+    this._panel = panel; // the NotebookPanel: its rendermime holds the widget-view factory bound to its manager
+    this._snap = new Panel();
+    this._snap.addClass('mlwb-snapshot');
+    this.addWidget(this._snap);
+    this._live = null;
+    this._liveId = null;
+    this._model = null;
+    this._snapshot = null; // the last snapshot, drawn only while no live view shows (a hidden copy costs WebGL)
+    this._snapDrawn = false;
+    this._displayId = null;
+    this._onIOPub = this._onIOPub.bind(this);
+    this._setState('snapshot');
+  }
+
+  get rendermime() {
+    return this._panel.content.rendermime;
+  }
+
+  _setState(state) {
+    this.node.dataset.mlwbState = state;
+  }
+
+  async renderModel(model) {
+    const spec = model.data[VIEW] || {};
+    this._model = model;
+    this._snapshot = spec.snapshot || { parts: [] };
+    if (this._live && !this._live.isHidden) {
+      this._snapDrawn = false; // kept for when the live view goes, not drawn behind it
+    } else {
+      await this._renderSnapshot(this._snapshot, model.trusted);
+    }
+    this._watchDisplay(spec.display_id);
+    if (!model.trusted) {
+      return; // as Lab does for widget-view outputs: an untrusted notebook shows the snapshot only
+    }
+    if (this._live && this._liveId === spec.model_id) {
+      return; // a display update of the widget on show: the live view stays, the hidden snapshot was refreshed
+    }
+    void this._renderLive(spec.model_id);
+  }
+
+  async _renderSnapshot(snapshot, trusted) {
+    const rm = this.rendermime;
+    const fresh = new Panel();
+    for (const part of snapshot.parts || []) {
+      const mimeType = rm.preferredMimeType(part, trusted ? 'any' : 'ensure');
+      if (!mimeType) {
+        continue;
+      }
+      const renderer = rm.createRenderer(mimeType);
+      fresh.addWidget(renderer);
+      await renderer.renderModel(new MimeModel({ data: part, trusted }));
+    }
+    // swap in one step, so a redraw never shows a half-built snapshot
+    const hidden = this._snap.isHidden;
+    disposeAll(this._snap);
+    for (const w of [...fresh.widgets]) {
+      this._snap.addWidget(w);
+    }
+    fresh.dispose();
+    this._snapDrawn = true;
+    if (hidden) {
+      this._snap.hide();
+    }
+  }
+
+  // jupyterlab-manager registers an app-wide widget-view factory whose renderers get their manager late (it finds
+  // them only among an output area's direct children: not ours), and, once the notebook's kernel is known, one
+  // bound to the notebook's manager, whose renderers have it at once. Wait for a renderer of the bound one.
+  // `_manager` (a PromiseDelegate) is a field of jupyterlab-manager 5's WidgetRenderer.
+  async _boundRenderer(timeoutMs) {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.isDisposed && Date.now() < deadline) {
+      if (this.rendermime.getFactory(WIDGET)) {
+        const renderer = this.rendermime.createRenderer(WIDGET);
+        if (!renderer._manager || !renderer._manager.promise) {
+          return { renderer, manager: null }; // other internals: use it as it is
+        }
+        const manager = await Promise.race([renderer._manager.promise, sleep(50)]);
+        if (manager) {
+          return { renderer, manager };
+        }
+        renderer.dispose();
+      }
+      await sleep(200);
+    }
+    return null;
+  }
+
+  async _hasModel(manager, modelId) {
+    if (!manager || typeof manager.has_model !== 'function') {
+      return true; // cannot ask: let the renderer try
+    }
+    if (!manager.restoredStatus && manager.restored) {
+      await Promise.race([new Promise(resolve => manager.restored.connect(() => resolve(null))), sleep(15000)]);
+    }
+    for (let i = 0; i < 30 && !manager.has_model(modelId); i++) {
+      await sleep(100); // a comm_open may still be on its way
+    }
+    return manager.has_model(modelId);
+  }
+
+  async _renderLive(modelId) {
+    if (!modelId || this._pendingLive === modelId) {
+      return;
+    }
+    this._pendingLive = modelId;
+    try {
+      await this._panel.sessionContext.ready;
+      const bound = await this._boundRenderer(30000);
+      if (!bound || this.isDisposed) {
+        return; // no kernel, or no ipywidgets: the snapshot stays
+      }
+      const { renderer: live, manager } = bound;
+      if (!(await this._hasModel(manager, modelId)) || this.isDisposed) {
+        live.dispose(); // the kernel does not hold this widget (a new kernel, or another one): snapshot
+        return;
+      }
+      if (this._live) {
+        this._live.dispose();
+      }
+      this._live = live;
+      this._liveId = modelId;
+      live.hide();
+      this.addWidget(live);
+      const promote = () => {
+        // the WidgetRenderer gets a child once the view exists; on an error it only sets text: snapshot stays
+        if (live.isDisposed || live.widgets.length === 0 || !live.isHidden) {
+          return;
+        }
+        observer.disconnect();
+        live.show();
+        this._snap.hide();
+        disposeAll(this._snap); // drawn again from the last snapshot if the live view goes
+        this._snapDrawn = false;
+        this._setState('live');
+        live.widgets[0].disposed.connect(() => {
+          // a kernel restart or shutdown disposes the view: back to the snapshot, kept current meanwhile
+          if (this.isDisposed || this._live !== live) {
+            return;
+          }
+          this._live = null;
+          this._liveId = null;
+          freeWebGL(live.node);
+          live.dispose();
+          this._snap.show();
+          this._setState('snapshot');
+          if (!this._snapDrawn && this._snapshot && this._model) {
+            void this._renderSnapshot(this._snapshot, this._model.trusted);
+          }
+        });
+      };
+      const observer = new MutationObserver(promote);
+      observer.observe(live.node, { childList: true });
+      await live.renderModel(
+        new MimeModel({ data: { [WIDGET]: { model_id: modelId, version_major: 2, version_minor: 1 } } })
+      );
+      promote();
+    } finally {
+      this._pendingLive = null;
+    }
+  }
+
+  // After a page reload the kernel connection no longer knows which outputs a display id belongs to, so Lab
+  // drops the kernel's update_display_data: apply it here, so the saved snapshot stays the widget's last state.
+  _watchDisplay(displayId) {
+    if (!displayId || this._displayId === displayId) {
+      return;
+    }
+    if (!this._displayId) {
+      this._panel.sessionContext.iopubMessage.connect(this._onIOPub);
+    }
+    this._displayId = displayId;
+  }
+
+  _onIOPub(_, msg) {
+    if (msg.header.msg_type !== 'update_display_data' || !this._model) {
+      return;
+    }
+    const content = msg.content;
+    if (!content.transient || content.transient.display_id !== this._displayId) {
+      return;
+    }
+    const now = this._model.data[VIEW] || {};
+    const next = (content.data || {})[VIEW] || {};
+    if (JSON.stringify(now.snapshot) === JSON.stringify(next.snapshot)) {
+      return; // Lab applied it already (its execute future was still alive)
+    }
+    this._model.setData({ data: content.data, metadata: content.metadata });
+    void this.renderModel(this._model);
+  }
+
+  dispose() {
+    if (this.isDisposed) {
+      return;
+    }
+    if (this._displayId) {
+      this._panel.sessionContext.iopubMessage.disconnect(this._onIOPub);
+    }
+    freeWebGL(this.node);
+    super.dispose();
+  }
+}
+
+const plugin = {
+  id: 'mlops-wb:views',
+  description: 'Workbench widgets: live while the kernel holds them, their last state otherwise.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  activate: (app, tracker) => {
+    const register = panel => {
+      const rm = panel.content.rendermime;
+      rm.addFactory({ safe: true, mimeTypes: [VIEW], createRenderer: () => new ViewRenderer(panel) }, -20);
+      rm.addFactory({ safe: true, mimeTypes: [LIB], createRenderer: () => new LibRenderer() }, -20);
+    };
+    tracker.forEach(register);
+    tracker.widgetAdded.connect((_, panel) => register(panel));
+  }
+};
+
+export default plugin;
