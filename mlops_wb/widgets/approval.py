@@ -12,7 +12,7 @@ import pandas as pd
 import traitlets as T
 
 from .. import registry
-from ..core import InvalidParameterError, Settings, current_user, escape, get_client, load_settings
+from ..core import InvalidParameterError, MlopsWbError, Settings, escape, get_client, load_settings
 from ..gates.report import GateReport, higher_is_better
 from ..plots.approval import metric_deltas_figure
 from .base import PLOTLY_MIME, Chart, format_number, guarded
@@ -152,7 +152,7 @@ class DeploymentApproval(WorkbenchView):
         super().__init__(layout=W.Layout(width="100%"))
         self.settings = settings or load_settings()
         self.name = registry.check_model_name("DeploymentApproval", name or self.settings.registry.model_name)
-        self.policy = policy or registry.ApprovalPolicy.from_settings(self.settings)
+        self.policy = policy  # None: the rules of the store (settings.ini locally, the server's on a server)
         self.client = client or get_client(settings=self.settings)
         self.state: registry.ModelState | None = None
         self.details: dict[str, Any] = {}
@@ -160,7 +160,8 @@ class DeploymentApproval(WorkbenchView):
         self._build()
         self.observe(self._on_version, names=["version"])
         self.observe(lambda _: self.refresh() if self.state is not None else None, names=["user"])
-        self.user = current_user(user)
+        self.identity: dict[str, Any] = {}  # who acts here, from registry.whoami
+        self.user = user or ""  # empty: the OS login locally, the authenticated user on a server
         self.refresh(version=None if version is None else registry.check_version("DeploymentApproval", version))
 
     # ---- view ----
@@ -199,17 +200,33 @@ class DeploymentApproval(WorkbenchView):
                          self._reasons, self._status_area]
 
     # ---- state ----
+    def _whoami(self) -> None:
+        "Who acts from here (the authenticated user on a server), or why nobody can: shown in the header."
+        try:
+            self.identity = registry.whoami(user=self.user or None, client=self.client, settings=self.settings)
+        except MlopsWbError as e:  # a declared name where it may not act: show why, and every button stays disabled
+            self.identity = {"error": str(e)}
+
+    def _acting_html(self) -> str:
+        me = self.identity
+        if "error" in me:
+            return f"<span style='color:#cf222e'>nobody can act here: {escape(me['error'])}</span>"
+        role = "an approver" if me.get("approver") else "not an approver"
+        digest = str(me.get("policy_sha256", ""))[:12]
+        return (f"acting as <b>{escape(me.get('how', ''))}</b>, {role} &middot; policy <code>{escape(digest)}</code>"
+                f"{' of ' + escape(me['policy_source']) if me.get('policy_source') else ''}")
+
     @guarded
     def refresh(self, version: str | None = None) -> None:
         "Re-read the model, its versions, the selected version's details and the audit trail."
+        self._whoami()
         self.state = st = registry.model_state(self.name, client=self.client, settings=self.settings)
         champ, can = st.snapshot.champion, st.snapshot.canary
         weight = st.versions[can].canary_weight if can and can in st.versions else None
         self._header.value = (f"<h3 style='margin:4px 0'>{escape(self.name)}</h3><p style='margin:2px 0'>champion: "
                               f"<b>{'v' + escape(champ) if champ else 'none'}</b> &middot; canary: <b>"
                               f"{'v' + escape(can) if can else 'none'}</b>{f' ({weight:.0%})' if weight else ''}"
-                              f" &middot; acting as <b>{escape(self.user)}</b> &middot; approvers: "
-                              f"{escape(', '.join(self.policy.approvers) or 'nobody')}</p>")
+                              f" &middot; {self._acting_html()}</p>")
         wanted = version or self.version
         if wanted not in st.versions:
             newest = list(reversed(list(st.versions.items())))
@@ -253,8 +270,8 @@ class DeploymentApproval(WorkbenchView):
 
     def _refresh_decisions(self) -> None:
         self.decisions = {}
-        if self.version is not None and self.state is not None:
-            self.decisions = registry.allowed_actions(self.name, self.version, user=self.user, policy=self.policy,
+        if self.version is not None and self.state is not None and "error" not in self.identity:
+            self.decisions = registry.allowed_actions(self.name, self.version, user=self.user or None, policy=self.policy,
                                                       client=self.client, settings=self.settings)
         self._update_buttons()
 
@@ -262,6 +279,8 @@ class DeploymentApproval(WorkbenchView):
         "Why `action` is not possible now ('' when it is)."
         d = self.decisions.get(action)
         comment, override = self._comment.value.strip(), self._override.value.strip()
+        if "error" in self.identity:
+            return self.identity["error"]
         if d is None:
             return "Select a version first."
         info = self.state.versions.get(self.version) if self.state else None
@@ -292,25 +311,25 @@ class DeploymentApproval(WorkbenchView):
 
     @guarded
     def _act(self, action: str) -> registry.AuditRecord:
-        v, comment = self.version, self._comment.value
+        v, comment, who = self.version, self._comment.value, self.user or None
         common = {"client": self.client, "settings": self.settings}
         weight = self._weight.value or None
         try:
             if action == "request":
-                rec = registry.request_approval(self.name, v, user=self.user, comment=comment, **common)
+                rec = registry.request_approval(self.name, v, user=who, comment=comment, **common)
             elif action == "approve":
-                rec = registry.approve(self.name, v, approver=self.user, comment=comment, canary_weight=weight,
+                rec = registry.approve(self.name, v, approver=who, comment=comment, canary_weight=weight,
                                        override=self._override.value or None, policy=self.policy, **common)
             elif action == "reject":
-                rec = registry.reject(self.name, v, approver=self.user, comment=comment, policy=self.policy, **common)
+                rec = registry.reject(self.name, v, approver=who, comment=comment, policy=self.policy, **common)
             elif action == "canary":
-                rec = registry.set_canary(self.name, v, weight=self._weight.value, approver=self.user,
+                rec = registry.set_canary(self.name, v, weight=self._weight.value, approver=who,
                                           comment=comment, policy=self.policy, **common)
             elif action == "promote":
-                rec = registry.promote(self.name, v, approver=self.user, comment=comment, policy=self.policy,
+                rec = registry.promote(self.name, v, approver=who, comment=comment, policy=self.policy,
                                        expected_champion=self.state.snapshot.champion, **common)
             else:
-                rec = registry.rollback(self.name, approver=self.user, comment=comment, policy=self.policy,
+                rec = registry.rollback(self.name, approver=who, comment=comment, policy=self.policy,
                                         expected_champion=self.state.snapshot.champion, **common)
         except Exception:
             self.refresh()  # the registry may have changed meanwhile: show what it holds now
