@@ -1732,6 +1732,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'mlops_wb/widgets/drift.py'),
                                         'mlops_wb.widgets.drift.column_rows': ( 'drift_widget.html#column_rows',
                                                                                 'mlops_wb/widgets/drift.py'),
+                                        'mlops_wb.widgets.drift.monitor_dashboard': ( 'drift_widget.html#monitor_dashboard',
+                                                                                      'mlops_wb/widgets/drift.py'),
                                         'mlops_wb.widgets.drift.severity_tone': ( 'drift_widget.html#severity_tone',
                                                                                   'mlops_wb/widgets/drift.py')},
             'mlops_wb.widgets.grid': { 'mlops_wb.widgets.grid.RunsGrid': ('grid.html#runsgrid', 'mlops_wb/widgets/grid.py'),

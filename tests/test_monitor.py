@@ -222,9 +222,13 @@ h = drift_history({name!r})
 rep = latest_drift_report({name!r})
 pred = latest_drift_report({name!r}, predictions=True)
 perf = performance_history({name!r})
+from mlops_wb.widgets import monitor_dashboard
+dash = monitor_dashboard({name!r})  # the workbench's view of the stream, from the store alone
 print(json.dumps({{"batches": h.drop_duplicates("run_id").batch_id.tolist(), "sources": sorted(set(h.source)),
                   "drifted": rep.drifted_columns, "n_current": rep.n_current, "pred": pred.dataset_drift,
-                  "accuracy": perf[perf.metric == "accuracy"].value.tolist()}}))
+                  "accuracy": perf[perf.metric == "accuracy"].value.tolist(),
+                  "view": dash.report.drifted_columns, "sections": [t for t, _ in dash._sections],
+                  "traces": [len(c.figure.data) for _, c in dash._sections]}}))
 """
     r = subprocess.run([sys.executable, "-c", code], cwd=b, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -232,6 +236,9 @@ print(json.dumps({{"batches": h.drop_duplicates("run_id").batch_id.tolist(), "so
     assert got["batches"] == [outs[0]["batch_id"], outs[1]["batch_id"]]
     assert got["sources"] == ["data", "prediction"]
     assert got["drifted"] == outs[1]["drifted_columns"] and got["n_current"] == 100 and got["pred"] is True
+    assert got["view"] == outs[1]["drifted_columns"]
+    assert got["sections"] == [f"Drift history of {name}: 2 batches", "Performance history"], got["sections"]
+    assert all(n > 0 for n in got["traces"]), got["traces"]
     assert got["accuracy"] == pytest.approx([outs[0]["performance"]["accuracy"], outs[1]["performance"]["accuracy"]])
     assert list(b.iterdir()) == []  # the colleague's folder stays empty: nothing was read or written there
     r = mw("monitor", "history", "--name", name, cwd=b, env=env)

@@ -9,6 +9,7 @@ from ..core import lazy_exports
 
 _WIDGETS = {
     "DriftDashboard": "mlops_wb.widgets.drift",
+    "monitor_dashboard": "mlops_wb.widgets.drift",
     "ExperimentComparison": "mlops_wb.widgets.compare",
     "DeploymentApproval": "mlops_wb.widgets.approval",
 }

@@ -5,13 +5,13 @@
 # %% ../../nbs/21_drift_widget.ipynb #1af56c55
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 import pandas as pd
 import traitlets as T
 
-from ..core import InvalidParameterError, Settings, escape
+from ..core import InvalidParameterError, Settings, escape, get_client, load_settings
 from ..drift.stats import DISTANCE_TESTS, P_VALUE_TESTS, TEST_LABELS
 from ..drift.compute import compute_drift
 from ..drift.report import ColumnDrift, DriftReport, report_header_html
@@ -21,8 +21,11 @@ from .base import PLOTLY_MIME, Chart, format_number, guarded
 from .records import RecordTable, ViewSlot
 from .view import WorkbenchView
 
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
 # %% auto #0
-__all__ = ['TABLE_COLUMNS', 'TABLE_KINDS', 'severity_tone', 'column_rows', 'DriftDashboard']
+__all__ = ['TABLE_COLUMNS', 'TABLE_KINDS', 'severity_tone', 'column_rows', 'DriftDashboard', 'monitor_dashboard']
 
 # %% ../../nbs/21_drift_widget.ipynb #3f8f9a17
 TABLE_COLUMNS = ("column", "kind", "test", "statistic", "threshold", "p-value", "score", "drifted",
@@ -283,3 +286,27 @@ class DriftDashboard(WorkbenchView):
     def summary(self) -> str:
         return f"DriftDashboard: {self.report.n_drifted} of {self.report.n_tested} columns drifted" if self.report \
             else "DriftDashboard: no report"
+
+# %% ../../nbs/21_drift_widget.ipynb #b21d0002
+def monitor_dashboard(
+    name: str | None = None,  # the monitored stream (default: [monitor] name, else [registry] model_name)
+    *,
+    experiment: str | None = None,  # look only in this experiment (default: every experiment)
+    settings: Settings | None = None,
+    client: MlflowClient | None = None,
+) -> DriftDashboard:
+    "The newest monitored batch as a DriftDashboard, with the stream's drift and performance history below it."
+    from mlops_wb.monitor.history import drift_history, latest_drift_report, performance_history
+    from mlops_wb.plots.monitor import drift_history_figure, performance_history_figure
+
+    settings = settings or load_settings()
+    client = client or get_client(settings=settings)
+    where = {"experiment": experiment, "settings": settings, "client": client}
+    dash = DriftDashboard(latest_drift_report(name, **where), settings=settings)
+    history = drift_history(name, **where)
+    dash.add_section(f"Drift history of {history.attrs['name']}: {history['run_id'].nunique()} batches",
+                     drift_history_figure(history))
+    performance = performance_history(name, **where)
+    if not performance.empty:
+        dash.add_section("Performance history", performance_history_figure(performance))
+    return dash
