@@ -113,7 +113,7 @@ def test_wheel_in_a_fresh_venv_runs_the_demo_a_pipeline_and_the_workbench(wheel,
     assert not [o for c in executed["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"]
 
     client = MlflowClient(tracking_uri=f"sqlite:///{project}/.mlops_wb/mlflow.db")
-    versions = {v.version: v.tags.get("mlops_wb.status") for v in client.search_model_versions("name = 'mlops_wb_model'")}
+    versions = {str(v.version): v.tags.get("mlops_wb.status") for v in client.search_model_versions("name = 'mlops_wb_model'")}
     assert versions == {"1": "champion", "2": "pending"}, versions
     pipelines = client.get_experiment_by_name("mlops_wb pipelines")
     steps = client.search_runs([pipelines.experiment_id], filter_string="tags.`mlops_wb.step` LIKE '%'")

@@ -41,13 +41,42 @@ NOT_RUN = {
         "reads a data warehouse this project does not have; tests/test_drift_dask.py runs the same on a real cluster",
     "mlops-wb sweep train -g C '0.1,1,10' --scheduler tcp://scheduler:8786":
         "needs a Dask cluster at scheduler:8786; the sweep on a real LocalCluster runs in nbs/07b3_sweep.ipynb",
+    "mlops-wb alerts test": "needs a configured channel; tests/test_alerts.py runs it against a real HTTP receiver "
+                            "and a real SMTP server",
+    "mlops-wb alerts list --all": "lists recorded alerts; tests/test_alerts.py records undeliverable ones and lists them",
+    "mlops-wb alerts retry": "re-sends recorded alerts; tests/test_alerts.py records undeliverable ones and re-sends them",
+    "mlops-wb monitor reference train.parquet --model models:/churn@champion --target churned --key customer_id":
+        "a churn model and its data; tests/test_monitor.py runs the same commands on a real model and batches",
+    "mlops-wb monitor 'batches/2024-06-02/*.parquet' --model models:/churn@champion --retrain retrain.yaml":
+        "the same: tests/test_monitor.py",
+    "mlops-wb monitor labels labels-2024-06.csv --key customer_id --target churned": "the same: tests/test_monitor.py",
+    "mlops-wb monitor history --html drift.html": "the same: tests/test_monitor.py reads the history from the store",
+    "mlops-wb drift-profile train.parquet reference_profile.json":
+        "the drift guide's generic file names; the same commands run above on the demo's files",
+    "mlops-wb drift reference_profile.json batch.csv --fail-on-drift": "the same, on the demo's files above",
+    "pip install 'mlops-wb[auth]'": "installs from the package index; tests/test_packaging.py installs the built wheel "
+                                    "into a fresh venv",
+    "mlops-wb server start --auth --host 0.0.0.0 --port 5000":
+        "the team's authenticated server; tests/team/test_auth.py starts a real one on PostgreSQL",
+    "mlops-wb server add-user alice": "a user of that server; tests/team/test_auth.py adds alice, bob, carol, mallory",
+    "MLOPS_WB_NEW_PASSWORD=\"$(pass show mlflow/bob)\" mlops-wb server add-user bob":
+        "a password from the reader's own secret store; tests/team/test_auth.py sets MLOPS_WB_NEW_PASSWORD",
+    "mlops-wb server add-user pipeline": "the same: tests/team/test_auth.py",
+    "mlops-wb server add-user dana --admin": "the same: tests/team/test_auth.py",
+    "mlops-wb server add-user bob --update": "the same: tests/team/test_auth.py",
+    "export MLFLOW_TRACKING_URI=http://mlflow.example.org:5000": "the team's server by name; tests/team/test_auth.py "
+                                                                 "points clients at a real one",
+    "export MLFLOW_TRACKING_USERNAME=bob MLFLOW_TRACKING_PASSWORD=...": "a real login; tests/team/test_auth.py logs in",
+    "mlops-wb approve churn 4 -c \"reviewed the gate report\"":
+        "bob's approval on that server; tests/team/test_auth.py approves as bob through the console script",
+    "make docs": "builds the docs site; tests/test_docs.py builds it from the notebooks this suite executes",
 }
 # Commands that run, but not in the demo's project: where, and why.
 ELSEWHERE = {"mlops-wb init": "an empty folder: the demo's project has a settings.ini, which init never overwrites"}
 # Files the commands name, written into the project before they run (what a user would have written).
 FILES = {"params.yaml": "dataset: iris\nout_dir: .mlops_wb/work/iris\n",
          "pipeline.yaml": "name: mine\nsteps:\n  ingest:\n    notebook: ingest\n"
-                          "    parameters: {dataset: wine, out_dir: .mlops_wb/work/mine}\n"
+                          "    parameters: {dataset: breast_cancer, seed: 7, out_dir: .mlops_wb/work/mine}\n"
                           "  monitor:\n    notebook: monitor\n    needs: [ingest]\n"
                           "    parameters: {reference_path: '${ingest.train_path}', current_path: '${ingest.batch_path}',"
                           " out_dir: .mlops_wb/work/mine/monitor}\n"}

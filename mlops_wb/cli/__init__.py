@@ -27,7 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = ("mlops_wb.cli.data", "mlops_wb.cli.drift", "
 # A command missing here still works: its invocation loads every module.
 COMMANDS: dict[str, str] = {"init": "mlops_wb.cli.base", "info": "mlops_wb.cli.base",
                             **dict.fromkeys(("run", "pipeline", "reproduce", "sweep", "demo"), "mlops_wb.cli.pipelines"),
-                            "monitor": "mlops_wb.cli.monitor", "gate": "mlops_wb.cli.gate", "alerts": "mlops_wb.cli.alerts"}
+                            "gate": "mlops_wb.cli.gate"}  # groups (monitor, alerts, server) load every module
 
 
 def command_of(args: list[str]) -> str | None:

@@ -212,7 +212,6 @@ env:
   MLOPS_WB_WEBHOOK_SECRET: ${{{{ secrets.MLOPS_WB_WEBHOOK_SECRET }}}}
   MLOPS_WB_SMTP_PASSWORD: ${{{{ secrets.MLOPS_WB_SMTP_PASSWORD }}}}
   MLOPS_WB_SLACK_WEBHOOK_URL: ${{{{ secrets.MLOPS_WB_SLACK_WEBHOOK_URL }}}}
-  MLOPS_WB_USER: ci  # who the registry's audit trail names for what this workflow does
   MLFLOW_DISABLE_TELEMETRY: "true"
   MLFLOW_HTTP_REQUEST_MAX_RETRIES: "3"  # a tracking server that is down fails the job in seconds, not minutes
   MLFLOW_HTTP_REQUEST_TIMEOUT: "60"
@@ -277,7 +276,6 @@ _GITLAB = """\
 image: python:3.12-slim
 
 variables:
-  MLOPS_WB_USER: ci  # who the registry's audit trail names for what this pipeline does
   MLFLOW_DISABLE_TELEMETRY: "true"
   MLFLOW_HTTP_REQUEST_MAX_RETRIES: "3"  # a tracking server that is down fails the job in seconds, not minutes
   MLFLOW_HTTP_REQUEST_TIMEOUT: "60"

@@ -39,6 +39,8 @@ def postgres():
 @pytest.fixture
 def project(tmp_path):
     "An empty project folder with a settings.ini of its own (so nothing walks up into the repository's)."
-    (tmp_path / "settings.ini").write_text("[tracking]\nexperiment = team\n")
+    # the tests play a team (ds0..ds3) from one machine on a plain MLflow server: declared names are allowed here
+    (tmp_path / "settings.ini").write_text("[tracking]\nexperiment = team\n[approval]\napprovers = ds0, ds1, ds2, ds3\n"
+                                           "four_eyes = true\nallow_declared_user = true\n")
     return tmp_path
 

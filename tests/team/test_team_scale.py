@@ -367,7 +367,7 @@ def test_demo_pipeline_on_the_shared_server(team_server, tmp_path):
     h = history(name, client=mc)
     assert h["action"].tolist() == ["register", "request", "approve", "promote", "register", "request"]
     assert (h["outcome"] == "ok").all()
-    assert h["actor"].tolist()[2:4] == ["demo-approver"] * 2
+    assert h["actor"].tolist()[2:4] == ["demo-pipeline"] * 2  # the demo's automation identity, not a person
     assert verify_audit(name, client=mc).ok
     train = mc.get_experiment_by_name("mlops_wb")
     trials = mc.search_runs([train.experiment_id], filter_string="tags.mlflow.parentRunId LIKE '%'")
