@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("Aborted.", err=True)
         sys.exit(1)
     except typer.TyperException as e:  # click's errors, as Typer bundles them
-        if type(e).__name__ == "NoArgsIsHelpError":  # a group called without a command: Typer showed its help
+        if type(e).__name__ == "NoArgsIsHelpError":  # a group called without a command: its help, exit 0
+            typer.echo(e.ctx.get_help())
             sys.exit(0)
         typer.echo(usage_line(e) if hasattr(e, "ctx") else f"Error: {' '.join(e.format_message().split())}", err=True)
         sys.exit(e.exit_code)
