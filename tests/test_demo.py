@@ -68,7 +68,8 @@ def test_workbench_runs_under_papermill_and_leaves_static_output(demo_project, t
                         "--cwd", str(demo_project)], env=clean_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-4000:]
     cells = [c for c in json.loads(out.read_text())["cells"] if c["cell_type"] == "code"]
-    widgets = [o for c in cells for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(widgets) == 3
+    # the widgets' persistent outputs (the extension is installed by `make install-dev`, as a wheel installs it)
+    widgets = [o for c in cells for o in c.get("outputs", []) if "application/vnd.mlops-wb.view+json" in o.get("data", {})]
+    assert len(widgets) == 3, [sorted(o.get("data", {})) for c in cells for o in c.get("outputs", [])]
     for o in widgets:  # every widget leaves HTML that shows without a kernel or widget state
         assert len("".join(o["data"]["text/html"])) > 500

@@ -57,7 +57,7 @@ def test_threshold_controls_say_when_they_cannot_change_anything(dash, frames):
     # 600 reference rows: p-value tests decide every column, so the distance threshold changes nothing
     assert dash._d_slider.disabled and not dash._p_slider.disabled
     assert "Not used: every column is decided by a p-value test" in dash._d_note.value
-    assert "600 rows" in dash._d_note.value
+    assert "600 values" in dash._d_note.value  # the reason names the reference values the rule counts
     assert dash._p_note.value == ""
     # the p-value control is on a log scale down to 1e-12
     assert (dash._p_slider.base, dash._p_slider.min, dash._p_slider.max) == (10, -12, 0)
