@@ -150,7 +150,7 @@ class AuditTimeline(anywidget.AnyWidget):
 class ViewSlot(W.Box):
     "A place for one anywidget view, made anew with its whole state whenever that state changes."
 
-    close_delay = 5.0  # seconds before a replaced view is closed (its module has loaded, or given up, by then)
+    close_delay = 30.0  # seconds before a replaced view is closed: its module has loaded by then, even on a busy machine
 
     def __init__(self, make: type[anywidget.AnyWidget], *, on_select: Callable[[dict], None] | None = None,
                  keep: Sequence[str] = (), **fixed: Any) -> None:
