@@ -33,7 +33,7 @@ labextension: install-dev
 	cd widgets/extension && npm ci --no-audit --no-fund --loglevel=error && rm -rf ../labextension && \
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH node node_modules/@jupyterlab/builder/lib/build-labextension.js \
 	  --core-path $$($(CURDIR)/$(PY) -c 'import jupyterlab, pathlib; print(pathlib.Path(jupyterlab.__file__).parent / "staging")') .
-	cat widgets/extension/package.json widgets/extension/src/index.js widgets/extension/style/index.css \
+	cat widgets/extension/package.json widgets/extension/src/*.js widgets/extension/style/index.css \
 	  | sha256sum | cut -d' ' -f1 > widgets/labextension/source.sha256
 
 install-docs: $(UV)

@@ -170,7 +170,7 @@ def test_history_labels_and_skipping_the_same_batch(monitored):
 
 
 def test_retraining_pipeline_starts_on_drift(monitored):
-    from mlops_wb.pipelines.runner import write_notebook
+    from mlops_wb.pipelines import write_notebook
 
     root, env = monitored["root"], monitored["env"]
     write_notebook(root / "retrain.ipynb", 'batch = ""\nmonitor_run = ""',

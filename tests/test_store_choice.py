@@ -45,7 +45,7 @@ def test_every_write_lands_in_the_chosen_store(way, sqlite_template, tmp_path, m
     from mlops_wb.data import log_dataset
     from mlops_wb.drift import compute_drift
     from mlops_wb.gates import GateCheck, GateReport
-    from mlops_wb.pipelines.runner import run_notebook, write_notebook
+    from mlops_wb.pipelines import run_notebook, write_notebook
     from mlops_wb.registry import register
     from mlops_wb.training import search, train_model
 

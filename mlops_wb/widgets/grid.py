@@ -9,7 +9,6 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import anywidget
 import numpy as np
 import pandas as pd
 import traitlets as T
@@ -17,6 +16,7 @@ import traitlets as T
 from ..core import escape, invalid_parameter
 from ..plots.compare import numeric_column
 from .base import asset, format_cell
+from .view import FrontEndView
 
 # %% auto #0
 __all__ = ['MAX_ROWS_PER_MESSAGE', 'column_kind', 'sort_frame', 'RunsGrid']
@@ -53,11 +53,11 @@ def sort_frame(frame: pd.DataFrame, column: str, descending: bool = False) -> pd
     return frame.iloc[positions]
 
 # %% ../../nbs/20c_grid.ipynb #d6d5b10d
-class RunsGrid(anywidget.AnyWidget):
+class RunsGrid(FrontEndView):
     "A paged, virtualised table of a frame: the first page in state, the rest by messages, sorted in the kernel."
 
-    _esm = asset("common.js") + asset("grid/index.js")
-    _css = asset("common.css") + asset("grid/style.css")
+    _esm = T.Unicode(asset("common.js") + asset("grid/index.js")).tag(sync=True)
+    _css = T.Unicode(asset("common.css") + asset("grid/style.css")).tag(sync=True)
     columns = T.List(T.Unicode()).tag(sync=True)  # labels, in order
     kinds = T.List(T.Unicode()).tag(sync=True)  # 'num', 'text' or 'time' per column
     widths = T.List(T.Int()).tag(sync=True)  # pixels per column

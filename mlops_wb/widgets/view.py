@@ -24,8 +24,9 @@ from ..core import SettingsError
 from .base import PLOTLY_MIME, StatusArea
 
 # %% auto #0
-__all__ = ['VIEW_MIME', 'LIB_MIME', 'EXTENSION', 'OUTPUT_ENV', 'extension_installed', 'output_mode', 'plot_html', 'static_page',
-           'plotly_library_html', 'library_needed', 'WorkbenchView']
+__all__ = ['VIEW_MIME', 'LIB_MIME', 'EXTENSION', 'OUTPUT_ENV', 'FRONTEND_MODULE', 'FRONTEND_VERSION', 'extension_installed',
+           'output_mode', 'FrontEndView', 'plot_html', 'static_page', 'plotly_library_html', 'library_needed',
+           'WorkbenchView']
 
 # %% ../../nbs/20b_widget_view.ipynb #4aabe151
 VIEW_MIME = "application/vnd.mlops-wb.view+json"
@@ -55,6 +56,44 @@ def output_mode() -> str:
     if "google.colab" in sys.modules or vscode:
         return "widget"  # front ends that load no JupyterLab extension
     return "persistent" if extension_installed() else "widget"
+
+# %% ../../nbs/20b_widget_view.ipynb #f1e7a0c2
+FRONTEND_MODULE = "mlops-wb"  # the widget module of the package's JupyterLab / Notebook 7 extension
+FRONTEND_VERSION = "0.1.0"  # its version (widgets/extension/package.json)
+
+
+def _anywidget_names(cls: type) -> dict[str, str]:
+    "The model and view of anywidget's front end, for front ends that load no JupyterLab extension."
+    from importlib.metadata import version
+
+    major, minor = version("anywidget").split(".")[:2]
+    names = {"_model_name": "AnyModel", "_view_name": "AnyView", "_model_module": "anywidget",
+             "_view_module": "anywidget", "_anywidget_id": f"{cls.__module__}.{cls.__name__}"}
+    return names | {"_model_module_version": f"~{major}.{minor}.*", "_view_module_version": f"~{major}.{minor}.*"}
+
+
+class FrontEndView(W.DOMWidget):
+    "A widget drawn by an ES module (`_esm`, anywidget's format) and a stylesheet (`_css`), both in its state."
+
+    _model_name = T.Unicode("WorkbenchViewModel").tag(sync=True)
+    _model_module = T.Unicode(FRONTEND_MODULE).tag(sync=True)
+    _model_module_version = T.Unicode(f"^{FRONTEND_VERSION}").tag(sync=True)
+    _view_name = T.Unicode("WorkbenchViewView").tag(sync=True)
+    _view_module = T.Unicode(FRONTEND_MODULE).tag(sync=True)
+    _view_module_version = T.Unicode(f"^{FRONTEND_VERSION}").tag(sync=True)
+    _anywidget_id = T.Unicode("").tag(sync=True)
+    _esm = T.Unicode("").tag(sync=True)
+    _css = T.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        if output_mode() == "widget":
+            kwargs = _anywidget_names(type(self)) | kwargs
+            if "google.colab" in sys.modules:  # Colab shows third-party widgets once asked to
+                sys.modules["google.colab.output"].enable_custom_widget_manager()
+        super().__init__(**kwargs)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_id}>"  # not every trait: a grid's first page is large
 
 # %% ../../nbs/20b_widget_view.ipynb #9e218597
 _STYLE = ("<style>.mlwb-static{font:13px/1.4 system-ui,sans-serif;max-width:100%}.mlwb-static .mlwb-scroll"

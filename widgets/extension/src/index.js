@@ -9,10 +9,13 @@
 //   1. the snapshot at once (tables as HTML, charts through the notebook's plotly renderer);
 //   2. the live widget instead, through the notebook's own widget-view renderer, when the kernel holds the model;
 //   3. the snapshot again when the live view goes (kernel restart or shutdown).
-// It also renders `application/vnd.mlops-wb.lib+json` (plotly.js for static HTML exports) as nothing.
+// It also renders `application/vnd.mlops-wb.lib+json` (plotly.js for static HTML exports) as nothing, and registers
+// the widget module of the workbench's tables, grid and timeline (widgets.js).
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { MimeModel } from '@jupyterlab/rendermime';
 import { Panel, Widget } from '@lumino/widgets';
+import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
+import { registerWidgets } from './widgets';
 
 const VIEW = 'application/vnd.mlops-wb.view+json';
 const LIB = 'application/vnd.mlops-wb.lib+json';
@@ -279,4 +282,13 @@ const plugin = {
   }
 };
 
-export default plugin;
+// The widget module of the workbench's tables, grid and timeline (see widgets.js): wherever Jupyter widgets are.
+const widgetsPlugin = {
+  id: 'mlops-wb:widgets',
+  description: 'The widget module of the workbench tables, grid and timeline.',
+  autoStart: true,
+  requires: [IJupyterWidgetRegistry],
+  activate: (app, registry) => registerWidgets(registry)
+};
+
+export default [plugin, widgetsPlugin];
