@@ -159,10 +159,11 @@ class DeploymentApproval(WorkbenchView):
         self.decisions: dict[str, Any] = {}
         self._build()
         self.observe(self._on_version, names=["version"])
-        self.observe(lambda _: self.refresh() if self.state is not None else None, names=["user"])
+        self.observe(lambda _: self.refresh(who=True) if self.state is not None else None, names=["user"])
         self.identity: dict[str, Any] = {}  # who acts here, from registry.whoami
         self.user = user or ""  # empty: the OS login locally, the authenticated user on a server
-        self.refresh(version=None if version is None else registry.check_version("DeploymentApproval", version))
+        self.refresh(version=None if version is None else registry.check_version("DeploymentApproval", version),
+                     who=True)
 
     # ---- view ----
     def _build(self) -> None:
@@ -188,7 +189,7 @@ class DeploymentApproval(WorkbenchView):
                                      button_style="danger" if a in ("reject", "rollback") else
                                      ("success" if a in ("approve", "promote") else "")) for a in ACTIONS}
         self._reasons = W.HTML()
-        self._refresh_button.on_click(lambda _: self.refresh())
+        self._refresh_button.on_click(lambda _: self.refresh(who=True))
         for w in (self._comment, self._override, self._weight):
             w.observe(lambda _: self._update_buttons(), names=["value"])
         for a, b in self._buttons.items():
@@ -217,9 +218,11 @@ class DeploymentApproval(WorkbenchView):
                 f"{' of ' + escape(me['policy_source']) if me.get('policy_source') else ''}")
 
     @guarded
-    def refresh(self, version: str | None = None) -> None:
-        "Re-read the model, its versions, the selected version's details and the audit trail."
-        self._whoami()
+    def refresh(self, version: str | None = None, *, who: bool = False) -> None:
+        """Re-read the model, its versions, the selected version's details and the audit trail; with `who`, also who
+        acts from here (at the start, on a change of `user` and on the Refresh button: not after every decision)."""
+        if who or not self.identity:
+            self._whoami()
         self.state = st = registry.model_state(self.name, client=self.client, settings=self.settings)
         champ, can = st.snapshot.champion, st.snapshot.canary
         weight = st.versions[can].canary_weight if can and can in st.versions else None
