@@ -40,6 +40,8 @@ REMOVE_OUTPUT = {"output: false"}
 _DIRECTIVE = re.compile(r"^\s*#\s*\|\s*(.*?)\s*$")
 PLOTLY = "application/vnd.plotly.v1+json"
 WIDGET = "application/vnd.jupyter.widget-view+json"
+VIEW_MIME = "application/vnd.mlops-wb.view+json"  # a workbench widget's output: its snapshot's parts (HTML, figures)
+LIB_MIME = "application/vnd.mlops-wb.lib+json"  # plotly.js for static HTML exports: the site has its own
 
 UNEXECUTED_NOTES = {
     "workbench.ipynb": (
@@ -282,6 +284,14 @@ def render_output(output: dict) -> dict | None:
         return output
     data = {k: "".join(v) if isinstance(v, list) and k.startswith("text/") else v
             for k, v in output.get("data", {}).items()}  # nbformat may split text into lines
+    if LIB_MIME in data:
+        return None
+    view = data.pop(VIEW_MIME, None)
+    if view is not None:  # a workbench widget: its last state, tables as HTML and figures for the site's plotly.js
+        parts = [p["text/html"] if "text/html" in p else _figure_html(p[PLOTLY])
+                 for p in (view.get("snapshot") or {}).get("parts", []) if "text/html" in p or PLOTLY in p]
+        return {**output, "metadata": {}, "data": {"text/html": '<div class="mlops-wb-widget">' + "\n".join(parts)
+                                                   + "</div>", "text/plain": data.get("text/plain", "")}}
     widget = data.pop(WIDGET, None) is not None
     fig = data.pop(PLOTLY, None)
     if fig is not None:

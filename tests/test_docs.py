@@ -20,6 +20,7 @@ from conftest import BIN, DOCS, NOTEBOOKS_GROUP, REPO, docs_tools
 
 pytestmark = NOTEBOOKS_GROUP
 LIB = REPO / "mlops_wb"
+VIEW = "application/vnd.mlops-wb.view+json"  # a workbench widget's output: the parts of its last state
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def test_every_notebook_has_a_page_in_order_grouped_by_family(docs_site):
         docs = docs.split()
         assert docs == sorted(docs), f"{caption}: {docs} not in numbered order"
     drift = dict(groups)["drift"].split()
-    assert "nbs/02i_distributed" in drift and all(d.startswith("nbs/02") for d in drift)
+    assert "nbs/02k_distributed" in drift and all(d.startswith("nbs/02") for d in drift)
 
 
 def test_examples_show_their_outputs(docs_site):
@@ -193,6 +194,8 @@ def test_examples_show_their_outputs(docs_site):
         executed = json.loads(rn.cached_path(nb).read_text())
         outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
         figures = sum("application/vnd.plotly.v1+json" in o.get("data", {}) for o in outputs)
+        figures += sum("application/vnd.plotly.v1+json" in part for o in outputs  # a workbench widget's charts
+                       for part in o.get("data", {}).get(VIEW, {}).get("snapshot", {}).get("parts", []))
         tables = sum(o.get("data", {}).get("text/html", "").count("<table") for o in outputs
                      if "application/vnd.plotly.v1+json" not in o.get("data", {}))
         html = (docs_site.html / "nbs" / nb.name.replace(".ipynb", ".html")).read_text()
@@ -201,7 +204,7 @@ def test_examples_show_their_outputs(docs_site):
         if figures:
             assert "_static/plotly.min.js" in html and "_static/plotly-figures.js" in html, nb.name
         else:
-            assert "plotly.min.js" not in html, f"{nb.name} loads plotly.js without a figure"
+            assert "_static/plotly.min.js" not in html, f"{nb.name} loads plotly.js without a figure"
     # spot checks: a figure, a widget's static view
     assert "mlops-wb-plotly" in (docs_site.html / "nbs/10_plots_drift.html").read_text()
     assert "columns drifted" in (docs_site.html / "nbs/21_drift_widget.html").read_text()

@@ -21,6 +21,7 @@ pytestmark = NOTEBOOKS_GROUP
 CHROMIUM = "/usr/bin/chromium"
 PLOTLY = "application/vnd.plotly.v1+json"
 WIDGET = "application/vnd.jupyter.widget-view+json"
+VIEW = "application/vnd.mlops-wb.view+json"  # a workbench widget's output: the parts of its last state
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -76,12 +77,19 @@ def _expected(notebook: str) -> list[dict]:
     for cell in nb["cells"]:
         for o in cell.get("outputs", []):
             data = o.get("data", {})
-            if PLOTLY not in data and WIDGET not in data:
+            if VIEW in data:  # a workbench widget: the parts of its snapshot
+                parts = data[VIEW].get("snapshot", {}).get("parts", [])
+                figs = [p[PLOTLY] for p in parts if PLOTLY in p]
+                html = "".join(p["text/html"] for p in parts if "text/html" in p)
+                widget = True
+            elif PLOTLY in data or WIDGET in data:
+                figs = [data[PLOTLY]] if PLOTLY in data else []
+                html = data.get("text/html", "") if WIDGET in data else ""
+                html = "".join(html) if isinstance(html, list) else html  # nbformat may keep text as a list of lines
+                widget = WIDGET in data
+            else:
                 continue
-            figs = [data[PLOTLY]] if PLOTLY in data else []
-            html = data.get("text/html", "") if WIDGET in data else ""
-            html = "".join(html) if isinstance(html, list) else html  # nbformat may keep text as a list of lines
-            out.append({"widget": WIDGET in data, "html": html,
+            out.append({"widget": widget, "html": html,
                         "traces": [[(t.get("type", "scatter"), _points(t)) for t in f.get("data", [])] for f in figs]})
     return out
 
