@@ -195,7 +195,9 @@ def test_a_widget_page_shows_each_widgets_static_view(page, site_url):
     _open(page, f"{site_url}/nbs/21_drift_widget.html")
     widgets = page.evaluate("""() => [...document.querySelectorAll('div.cell_output div.mlops-wb-widget')].map(o => ({
         rows: [...o.querySelectorAll('table')].map(t => t.querySelectorAll('tr').length),
-        figures: o.querySelectorAll('div.mlops-wb-plotly .js-plotly-plot svg.main-svg').length,
+        // drawn figures: plotly's graph divs with their SVG (one figure draws several svg.main-svg layers)
+        figures: [...o.querySelectorAll('div.mlops-wb-plotly .js-plotly-plot')]
+          .filter(g => g.querySelector('svg.main-svg')).length,
         visible: o.getBoundingClientRect().height}))""")
     assert len(widgets) == len(expected), widgets
     for want, got in zip(expected, widgets, strict=True):
