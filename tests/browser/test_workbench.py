@@ -124,6 +124,16 @@ def widget_errors(lab, *, ignore: tuple[str, ...] = ()) -> list[str]:
     return [e for e in lab.console_errors if "Failed to load resource" not in e and not any(i in e for i in ignore)]
 
 
+def assert_no_widget_errors(lab, where: str, *, ignore: tuple[str, ...] = ()) -> None:
+    "Fail, naming the step, when the console holds a widget error; the message shows the console lines before it."
+    errors = widget_errors(lab, ignore=ignore)
+    if not errors:
+        return
+    first = next((i for i, line in enumerate(lab.console_all) if line == f"error: {errors[0]}"), len(lab.console_all))
+    context = "\n".join(lab.console_all[max(0, first - 12):first + 1])
+    pytest.fail(f"{where}: {len(errors)} console error(s), first: {errors[0]}\nthe console up to it:\n{context}")
+
+
 def _max_prompt(lab) -> int:
     "The highest execution count on the page."
     counts = [int(t.strip("[]: ")) for t in lab.page.locator(".jp-InputPrompt").all_inner_texts()
@@ -172,8 +182,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
         assert len(want) == 3 and all(_drawn(v) for v in want), f"run {run + 1}: the kernel drew {want}"
         got = wait_views(lab, want, state="live", problems=problems, where=f"Lab run {run + 1}")
         print(f"run {run + 1}: charts (points per trace) {[v['plots'] for v in got]}")
-    errors = widget_errors(lab)
-    assert errors == [], errors  # no "[anywidget] Failed to initialize model." nor any other widget error
+    assert_no_widget_errors(lab, "Lab, three runs")  # no "[anywidget] Failed to initialize model." nor any other
 
     compare, drift, approval = _views(lab)
     # 1. comparison: select two search trials; the diff shows only the params that differ
@@ -196,11 +205,13 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     compare.get_by_role("tab", name="Histories").click()
     compare.locator(".mlwb-chart .js-plotly-plot").first.wait_for(timeout=60_000)
     lab.screenshot("compare", compare)
+    assert_no_widget_errors(lab, "Lab, comparison")
 
     # 2. drift: click a column in the table; its reference/current overlay is drawn
     drift.locator("tr[data-key='mean radius']").first.click()  # the table's rows are keyed by column name
     drift.locator(".mlwb-status").filter(visible=True).get_by_text(re.compile(r"^mean radius (drifted|did not drift)\.")).wait_for(timeout=60_000)
     lab.screenshot("drift", drift)
+    assert_no_widget_errors(lab, "Lab, drift")
 
     # 3. approval, as a listed approver who did not register v2: approve, then promote, each with a comment
     comment = approval.locator("textarea[placeholder^='Comment']")
@@ -217,6 +228,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     approval.locator("button:has-text('Promote to champion')").click()
     _wait_text(approval, "promote v2, approved → champion")
     lab.screenshot("approval", approval)
+    assert_no_widget_errors(lab, "Lab, approval")
 
     from mlflow import MlflowClient
 
@@ -233,6 +245,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     page.wait_for_selector(".jp-Notebook", timeout=120_000)
     wait_views(lab, want, state="live", problems=problems, where="Lab reload, kernel alive")
     print(f"Lab, reload with the kernel alive: live, charts {want}")
+    assert_no_widget_errors(lab, "Lab, reload with the kernel alive")
 
     # 5. kernel shut down, notebook reopened (a new kernel, without the widgets): each output is its last state
     lab.shutdown_kernels()
@@ -240,6 +253,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     got = wait_views(lab, want, state="snapshot", timeout=60, problems=problems, where="Lab reopened, kernel gone")
     print(f"Lab, reopened after the kernel shut down: snapshot, charts {want}, rows {[v['rows'] for v in got]}")
     _wait_text(approval, "promote v2, approved → champion")  # the approval's last state, made before the save
+    assert_no_widget_errors(lab, "Lab, reopened after the kernel shut down")
 
     # 6. a non-approver typing their own cell sees approve disabled, with the reason
     lab.wait_kernel_idle()
@@ -254,8 +268,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     assert mine.locator("button:has-text('Approve')").is_disabled()
     mine.get_by_text("may not").filter(visible=True).first.wait_for(timeout=30_000)
 
-    errors = widget_errors(lab)
-    assert errors == [], errors
+    assert_no_widget_errors(lab, "Lab, a new cell in the new kernel")
     assert problems == [], problems + [c for c in lab.console_all if "anywidget" in c.lower()]
 
 
@@ -284,8 +297,7 @@ def test_workbench_in_notebook7(lab_factory, project):
     got = wait_views(nb7, want, state="snapshot", timeout=60, problems=problems, where="NB7 reopened, kernel gone")
     print(f"Notebook 7: live, reload live, reopened after shutdown: snapshot, charts {want}, "
           f"rows {[v['rows'] for v in got]}")
-    errors = widget_errors(nb7, ignore=NB7_KNOWN)
-    assert errors == [], errors
+    assert_no_widget_errors(nb7, "Notebook 7", ignore=NB7_KNOWN)
     assert problems == [], problems + [c for c in nb7.console_all if "anywidget" in c.lower()]
 
 
@@ -337,4 +349,4 @@ def test_papermill_output_and_html_offline(lab_factory, chromium, project):
     lab = lab_factory(project, MLOPS_WB_USER="reviewer")
     lab.open("out.ipynb")
     wait_views(lab, want, state="snapshot", timeout=90)
-    assert widget_errors(lab) == [], widget_errors(lab)
+    assert_no_widget_errors(lab, "the papermill output in Lab")

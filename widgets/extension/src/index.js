@@ -7,7 +7,7 @@
 //   text/html                            the same snapshot as static HTML (nbconvert, GitHub, the MLflow UI)
 // and re-publishes it with update_display_data on every change. This extension renders the view mimetype:
 //   1. the snapshot at once (tables as HTML, charts through the notebook's plotly renderer);
-//   2. the live widget instead, through the notebook's own widget-view renderer, when the kernel holds the model;
+//   2. the live widget instead, a view made by the notebook's widget manager, when the kernel holds the model;
 //   3. the snapshot again when the live view goes (kernel restart or shutdown).
 // It also renders `application/vnd.mlops-wb.lib+json` (plotly.js for static HTML exports) as nothing, and registers
 // the widget module of the workbench's tables, grid and timeline (widgets.js).
@@ -128,40 +128,40 @@ class ViewRenderer extends Panel {
     }
   }
 
-  // jupyterlab-manager registers an app-wide widget-view factory whose renderers get their manager late (it finds
-  // them only among an output area's direct children: not ours), and, once the notebook's kernel is known, one
-  // bound to the notebook's manager, whose renderers have it at once. Wait for a renderer of the bound one.
-  // `_manager` (a PromiseDelegate) is a field of jupyterlab-manager 5's WidgetRenderer.
-  async _boundRenderer(timeoutMs) {
+  // The notebook's widget manager. jupyterlab-manager registers an app-wide widget-view factory whose renderers get
+  // their manager late (it finds them only among an output area's direct children: not ours), and, once the
+  // notebook's kernel is known, one bound to the notebook's manager, whose renderers have it at once: wait for a
+  // renderer of the bound one and take its manager. `_manager` (a PromiseDelegate) is a field of jupyterlab-manager
+  // 5's WidgetRenderer; the renderer itself renders nothing (its renderModel logs a console error for a model the
+  // manager does not hold, which a snapshot is not an error of).
+  async _widgetManager(timeoutMs) {
     const deadline = Date.now() + timeoutMs;
     while (!this.isDisposed && Date.now() < deadline) {
       if (this.rendermime.getFactory(WIDGET)) {
         const renderer = this.rendermime.createRenderer(WIDGET);
-        if (!renderer._manager || !renderer._manager.promise) {
-          return { renderer, manager: null }; // other internals: use it as it is
-        }
-        const manager = await Promise.race([renderer._manager.promise, sleep(50)]);
-        if (manager) {
-          return { renderer, manager };
-        }
+        const delegate = renderer._manager;
+        const manager = delegate && delegate.promise ? await Promise.race([delegate.promise, sleep(50)]) : null;
         renderer.dispose();
+        if (manager && typeof manager.get_model === 'function') {
+          return manager;
+        }
       }
       await sleep(200);
     }
     return null;
   }
 
+  // Whether the kernel holds `modelId`: asked once the manager has loaded the kernel's widgets. While it has not
+  // yet (a reload on a busy machine), the answer waits for it; see _renderLive for when it never comes.
   async _hasModel(manager, modelId) {
-    if (!manager || typeof manager.has_model !== 'function') {
-      return true; // cannot ask: let the renderer try
-    }
     if (!manager.restoredStatus && manager.restored) {
       await Promise.race([new Promise(resolve => manager.restored.connect(() => resolve(null))), sleep(15000)]);
     }
-    for (let i = 0; i < 30 && !manager.has_model(modelId); i++) {
+    const has = () => (typeof manager.has_model === 'function' ? manager.has_model(modelId) : true);
+    for (let i = 0; i < 30 && !has(); i++) {
       await sleep(100); // a comm_open may still be on its way
     }
-    return manager.has_model(modelId);
+    return has();
   }
 
   async _renderLive(modelId) {
@@ -171,58 +171,74 @@ class ViewRenderer extends Panel {
     this._pendingLive = modelId;
     try {
       await this._panel.sessionContext.ready;
-      const bound = await this._boundRenderer(30000);
-      if (!bound || this.isDisposed) {
+      const manager = await this._widgetManager(30000);
+      if (!manager || this.isDisposed) {
         return; // no kernel, or no ipywidgets: the snapshot stays
       }
-      const { renderer: live, manager } = bound;
-      if (!(await this._hasModel(manager, modelId)) || this.isDisposed) {
-        live.dispose(); // the kernel does not hold this widget (a new kernel, or another one): snapshot
+      if (!(await this._hasModel(manager, modelId))) {
+        if (!manager.restoredStatus && manager.restored && !this.isDisposed) {
+          // still loading the kernel's widgets after the wait: try again once it has
+          const retry = () => {
+            manager.restored.disconnect(retry);
+            if (!this.isDisposed && !this._live && this._model) {
+              void this._renderLive(modelId);
+            }
+          };
+          manager.restored.connect(retry);
+        }
+        return; // the kernel does not hold this widget (a new kernel, or another one): snapshot
+      }
+      let widget;
+      try {
+        const model = await manager.get_model(modelId);
+        const view = await manager.create_view(model);
+        widget = view.luminoWidget || view.pWidget;
+      } catch (error) {
+        console.warn(`[mlops-wb] the live view is not available, its last state shows instead: ${error}`);
         return;
       }
-      if (this._live) {
-        this._live.dispose();
+      if (this.isDisposed || (this._live && this._liveId === modelId)) {
+        widget.dispose();
+        return;
       }
-      this._live = live;
-      this._liveId = modelId;
-      live.hide();
-      this.addWidget(live);
-      const promote = () => {
-        // the WidgetRenderer gets a child once the view exists; on an error it only sets text: snapshot stays
-        if (live.isDisposed || live.widgets.length === 0 || !live.isHidden) {
-          return;
-        }
-        observer.disconnect();
-        live.show();
-        this._snap.hide();
-        disposeAll(this._snap); // drawn again from the last snapshot if the live view goes
-        this._snapDrawn = false;
-        this._setState('live');
-        live.widgets[0].disposed.connect(() => {
-          // a kernel restart or shutdown disposes the view: back to the snapshot, kept current meanwhile
-          if (this.isDisposed || this._live !== live) {
-            return;
-          }
-          this._live = null;
-          this._liveId = null;
-          freeWebGL(live.node);
-          live.dispose();
-          this._snap.show();
-          this._setState('snapshot');
-          if (!this._snapDrawn && this._snapshot && this._model) {
-            void this._renderSnapshot(this._snapshot, this._model.trusted);
-          }
-        });
-      };
-      const observer = new MutationObserver(promote);
-      observer.observe(live.node, { childList: true });
-      await live.renderModel(
-        new MimeModel({ data: { [WIDGET]: { model_id: modelId, version_major: 2, version_minor: 1 } } })
-      );
-      promote();
+      this._showLive(widget, modelId);
     } finally {
       this._pendingLive = null;
     }
+  }
+
+  // Show the live view `widget` in place of the snapshot; back to the snapshot when the view goes.
+  _showLive(widget, modelId) {
+    const previous = this._live;
+    this._live = null; // its view's going is no return to the snapshot
+    if (previous) {
+      previous.dispose();
+    }
+    const live = new Panel();
+    live.addClass('mlwb-live');
+    live.addWidget(widget);
+    this._live = live;
+    this._liveId = modelId;
+    this.addWidget(live);
+    this._snap.hide();
+    disposeAll(this._snap); // drawn again from the last snapshot if the live view goes
+    this._snapDrawn = false;
+    this._setState('live');
+    widget.disposed.connect(() => {
+      // a kernel restart or shutdown (or the widget's close) disposes the view: back to the snapshot, kept current
+      if (this.isDisposed || this._live !== live) {
+        return;
+      }
+      this._live = null;
+      this._liveId = null;
+      freeWebGL(live.node);
+      live.dispose();
+      this._snap.show();
+      this._setState('snapshot');
+      if (!this._snapDrawn && this._snapshot && this._model) {
+        void this._renderSnapshot(this._snapshot, this._model.trusted);
+      }
+    });
   }
 
   // After a page reload the kernel connection no longer knows which outputs a display id belongs to, so Lab
