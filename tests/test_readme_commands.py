@@ -28,6 +28,9 @@ README = REPO / "README.md"
 NOT_RUN = {
     "make demo": "creates .venv and runs `mlops-wb demo`, which runs below (and in tests/test_demo.py)",
     "make test": "runs this whole suite",
+    "mlops-wb demo": "runs as typed, through the console script: in an empty folder from the wheel installed in a "
+                     "fresh venv (tests/test_packaging.py), on a new project (the demo project of these tests, in "
+                     "tests/conftest.py) and again on a finished one (tests/test_demo.py)",
     "make export": "rewrites the library from the notebooks; tests/test_literate.py checks it would change nothing",
     "make lint": "ruff over the package, tests and benchmarks; tests/test_literate.py runs it",
     "export MLOPS_WB_BACKEND_URI='postgresql://mlflow:PASSWORD@db.internal:5432/mlflow'":
