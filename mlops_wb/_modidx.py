@@ -1835,6 +1835,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view._anywidget_names': ( 'widget_view.html#_anywidget_names',
                                                                                    'mlops_wb/widgets/view.py'),
+                                       'mlops_wb.widgets.view._enable_colab_widgets': ( 'widget_view.html#_enable_colab_widgets',
+                                                                                        'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view._execution': ('widget_view.html#_execution', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view._flush_views': ('widget_view.html#_flush_views', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view._hook_post_execute': ( 'widget_view.html#_hook_post_execute',

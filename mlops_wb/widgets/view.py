@@ -60,6 +60,7 @@ def output_mode() -> str:
 # %% ../../nbs/20b_widget_view.ipynb #f1e7a0c2
 FRONTEND_MODULE = "mlops-wb"  # the widget module of the package's JupyterLab / Notebook 7 extension
 FRONTEND_VERSION = "0.1.0"  # its version (widgets/extension/package.json)
+_COLAB_ENABLED: list[bool] = []
 
 
 def _anywidget_names(cls: type) -> dict[str, str]:
@@ -70,6 +71,19 @@ def _anywidget_names(cls: type) -> dict[str, str]:
     names = {"_model_name": "AnyModel", "_view_name": "AnyView", "_model_module": "anywidget",
              "_view_module": "anywidget", "_anywidget_id": f"{cls.__module__}.{cls.__name__}"}
     return names | {"_model_module_version": f"~{major}.{minor}.*", "_view_module_version": f"~{major}.{minor}.*"}
+
+
+def _enable_colab_widgets() -> None:
+    "In Colab, ask it (once) to show third-party widgets; elsewhere, nothing."
+    if "google.colab" not in sys.modules or _COLAB_ENABLED:
+        return
+    try:
+        from google.colab import output as colab_output
+
+        colab_output.enable_custom_widget_manager()
+    except (ImportError, AttributeError):  # a Colab without that call shows what it can
+        pass
+    _COLAB_ENABLED.append(True)
 
 
 class FrontEndView(W.DOMWidget):
@@ -88,8 +102,7 @@ class FrontEndView(W.DOMWidget):
     def __init__(self, **kwargs: Any) -> None:
         if output_mode() == "widget":
             kwargs = _anywidget_names(type(self)) | kwargs
-            if "google.colab" in sys.modules:  # Colab shows third-party widgets once asked to
-                sys.modules["google.colab.output"].enable_custom_widget_manager()
+            _enable_colab_widgets()
         super().__init__(**kwargs)
 
     def __repr__(self) -> str:
