@@ -53,11 +53,12 @@ test: install-dev system-deps
 	@set -o pipefail; $(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure, not a pass." >&2; exit 1; fi; exit $$rc
 
-# The docs site, from a fresh clone and offline: each module notebook is executed once (in a fresh process, with
-# nbdev-test's cells and shell, JOBS at a time) into docs/_build/executed/, a cache keyed by a hash of the notebook,
-# the package, the project files and the installed versions, so only what changed runs again (`make test` fills it
-# too: its notebook tests are these executions). Sphinx with MyST-NB then renders the executed copies, the README
-# and an API reference of every family into docs/_build/html, with warnings as errors. FORCE=1 executes everything.
+# The docs site, from a fresh clone and offline: each module notebook is executed once (in a process of its own,
+# forked on Linux from a warm one that has already imported the heavy modules, with nbdev-test's cells and shell,
+# JOBS at a time) into docs/_build/executed/, a cache keyed by a hash of the notebook, the package, the project files
+# and the installed versions, so only what changed runs again (`make test` fills it too: its notebook tests are these
+# executions). Sphinx with MyST-NB then renders the executed copies, the README and an API reference of every family
+# into docs/_build/html, with warnings as errors. FORCE=1 executes everything.
 JOBS ?=
 docs: install-docs
 	$(PY) docs/make_docs.py $(if $(JOBS),--jobs $(JOBS)) $(if $(FORCE),--force)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -313,6 +314,56 @@ def test_the_cache_is_keyed_by_content(tmp_path, monkeypatch):
     assert rn.cached_result(nb, rn.notebook_key(nb, env)) is None  # stale: the notebook changed
     (tmp_path / "cache" / "n.json").write_text("{not json")
     assert rn.cached_result(nb, key) is None  # a broken record is a miss, not a crash
+
+
+REPORT = """import json, os, sys
+import plotly.io as pio
+seen = {"cwd": os.getcwd(), "path": sys.path, "argv": sys.argv[1:], "pid": os.getpid(), "ppid": os.getppid(),
+        "renderer": pio.renderers.default, "telemetry": os.environ.get("MLFLOW_DISABLE_TELEMETRY"),
+        "preloaded": "mlflow" in sys.modules, "leaks": [hasattr(sys.modules.get("pandas"), "_leak"),
+        hasattr(sys.modules.get("mlops_wb.core"), "_leak"), "MLOPS_WB_LEAK" in os.environ, "leak" in globals()]}
+open(os.path.join(os.environ["MLOPS_WB_POOL_TEST"], NAME + ".json"), "w").write(json.dumps(seen))"""
+
+
+def test_notebooks_forked_from_the_warm_process_run_as_in_a_fresh_one(tmp_path, monkeypatch):
+    "Each notebook gets its own fork of one warm process: what one changes the next does not see, as in fresh ones."
+    rn, _ = docs_tools()
+    if not rn.FORK:
+        pytest.skip("no fork here: every notebook starts a fresh interpreter")
+    nbs = _tiny_project(tmp_path)
+    monkeypatch.setattr(rn, "NBS", nbs)
+    monkeypatch.setattr(rn, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(rn, "TIMEOUT", 20.0)
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    monkeypatch.setenv("MLOPS_WB_POOL_TEST", str(seen))  # the caller's environment at the time, as a notebook's
+    leak = ("import os, sys, pandas, mlops_wb.core\npandas._leak = mlops_wb.core._leak = leak = 1\n"
+            "os.environ['MLOPS_WB_LEAK'] = '1'\nsys.path.insert(0, 'leaked')\nos.chdir('/')")
+    a = _notebook(nbs / "a.ipynb", [("code", "NAME = 'a'\n" + REPORT), ("code", leak)])
+    b = _notebook(nbs / "sub" / "b.ipynb", [("code", "NAME = 'b'\n" + REPORT)])
+    bad = _notebook(nbs / "bad.ipynb", [("code", "x = 1"), ("code", "raise ValueError(f'boom {x}')")])
+    stuck = _notebook(nbs / "stuck.ipynb", [("code", "import os, time\nopen(os.environ['MLOPS_WB_POOL_TEST'] + "
+                                                     "'/stuck.pid', 'w').write(str(os.getpid()))\ntime.sleep(600)")])
+    results = rn.execute([a, b, bad, stuck], jobs=1, force=True, progress=False)
+    assert [r.ok for r in results] == [True, True, False, False], [r.error for r in results]
+    assert "ValueError" in results[2].error and "boom 1" in results[2].error  # the failing cell's traceback
+    assert results[3].error.startswith("stuck.ipynb did not finish in 20 s (MLOPS_WB_NOTEBOOK_TIMEOUT).")
+    ra, rb = (json.loads((seen / f"{n}.json").read_text()) for n in "ab")
+    assert ra["preloaded"] and rb["preloaded"] and ra["ppid"] == rb["ppid"] != os.getpid()  # forks of one process
+    assert ra["pid"] != rb["pid"]
+    assert rb["leaks"] == [False, False, False, False]  # nothing a changed: modules, environment, namespace
+    assert (ra["cwd"], rb["cwd"]) == (str(nbs), str(nbs / "sub"))
+    assert rb["renderer"] == "plotly_mimetype" and rb["telemetry"] == "true"
+    assert rb["argv"] == ["--execute-one", str(b), str(rn.cached_path(b)) + ".part"]
+    for pid in (rb["ppid"], int((seen / "stuck.pid").read_text())):  # the warm process and the stuck notebook ended
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    # the same notebook in a fresh interpreter, as before the warm process: the same sys.path and folder
+    r = subprocess.run([sys.executable, str(DOCS / "run_notebooks.py"), "--execute-one", str(b), str(tmp_path / "b")],
+                       cwd=b.parent, env=rn.notebook_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    fresh = json.loads((seen / "b.json").read_text())
+    assert not fresh["preloaded"] and (fresh["path"], fresh["cwd"]) == (rb["path"], rb["cwd"])
 
 
 def test_a_warning_names_the_notebook_and_cell(tmp_path):

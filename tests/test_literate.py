@@ -70,8 +70,8 @@ def test_notebook_committed_without_outputs_or_widget_state(nb):
 @pytest.mark.xdist_group("notebooks")  # one worker executes them all, N at a time, once (conftest.py)
 @pytest.mark.timeout(3600)  # the first of these tests waits for every selected notebook to run
 def test_notebook_runs(nb, executed_notebooks):
-    """Each module notebook's examples are its tests. The session executes each notebook once, in a fresh process
-    with nbdev-test's cells and shell (docs/run_notebooks.py), and the docs site renders those executed copies."""
+    """Each module notebook's examples are its tests. The session executes each notebook once, in a process of its
+    own with nbdev-test's cells and shell (docs/run_notebooks.py), and the docs site renders those executed copies."""
     r = executed_notebooks[nb.relative_to(REPO / "nbs").as_posix()]
     assert r.ok, f"{nb.name} failed (`nbdev-test nbs/{nb.name}` shows the same):\n{r.error}"
 
