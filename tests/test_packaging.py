@@ -65,12 +65,14 @@ def test_wheel_in_a_fresh_venv_runs_the_demo_a_pipeline_and_the_workbench(wheel,
 
     venv, project = tmp_path / "venv", tmp_path / "project"
     project.mkdir()
-    # a fresh venv with the wheel and its dependencies, from uv's cache (seconds, not minutes)
+    # a fresh venv with the wheel and its dependencies, from uv's cache (seconds, not minutes), compiled to bytecode
+    # as `pip install` compiles it
     r = subprocess.run([sys.executable, "-m", "uv", "venv", "-q", "--python", sys.executable, str(venv)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([sys.executable, "-m", "uv", "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-                        str(wheel)], capture_output=True, text=True, timeout=900)
+    r = subprocess.run([sys.executable, "-m", "uv", "pip", "install", "-q", "--compile-bytecode",
+                        "--python", str(venv / "bin" / "python"), str(wheel)], capture_output=True, text=True,
+                       timeout=900)
     assert r.returncode == 0, r.stderr
     env = clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", VIRTUAL_ENV=str(venv),
                     MLOPS_WB_USER="data-scientist")
