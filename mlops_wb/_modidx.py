@@ -799,6 +799,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                             'mlops_wb.pipelines.execute.failure': ('execute.html#failure', 'mlops_wb/pipelines/execute.py'),
                                             'mlops_wb.pipelines.execute.installed_kernels': ( 'execute.html#installed_kernels',
                                                                                               'mlops_wb/pipelines/execute.py'),
+                                            'mlops_wb.pipelines.execute.ipc_folder': ( 'execute.html#ipc_folder',
+                                                                                       'mlops_wb/pipelines/execute.py'),
                                             'mlops_wb.pipelines.execute.kernel_language': ( 'execute.html#kernel_language',
                                                                                             'mlops_wb/pipelines/execute.py'),
                                             'mlops_wb.pipelines.execute.missing_kernel': ( 'execute.html#missing_kernel',

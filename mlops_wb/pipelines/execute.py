@@ -6,6 +6,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,8 +19,9 @@ from typing import Any
 from ..core import MlopsWbError, PipelineError
 
 # %% auto #0
-__all__ = ['ENGINE', 'NotebookError', 'one_line', 'cell_error', 'installed_kernels', 'kernel_language', 'missing_kernel',
-           'runner_engine', 'run_silently', 'Execution', 'cell_timings', 'failure', 'execute_notebook']
+__all__ = ['ENGINE', 'TRANSPORT_ENV', 'NotebookError', 'one_line', 'cell_error', 'installed_kernels', 'kernel_language',
+           'missing_kernel', 'ipc_folder', 'runner_engine', 'run_silently', 'Execution', 'cell_timings', 'failure',
+           'execute_notebook']
 
 # %% ../../nbs/07a5_execute.ipynb #a3f54c80
 class NotebookError(PipelineError):
@@ -79,6 +84,30 @@ def missing_kernel(notebook: str, name: str) -> NotebookError:
 # %% ../../nbs/07a5_execute.ipynb #ed8d1db0
 ENGINE = "mlops_wb"
 _ENGINE: list[Any] = []
+TRANSPORT_ENV = "MLOPS_WB_KERNEL_TRANSPORT"  # "tcp" keeps every kernel on TCP; unset or "auto": IPC where it can
+_SOCKET_PATH_MAX = 100  # a Unix socket's path holds at most 107 bytes on Linux (104 on macOS)
+
+
+def ipc_folder(km: Any) -> Path | None:
+    """A new private folder for the sockets of the kernel `km` will start, when it can use ZeroMQ's IPC transport
+    (ipykernel, Unix sockets, a short enough path, not turned off); None otherwise: it keeps TCP."""
+    choice = os.environ.get(TRANSPORT_ENV, "auto").strip().lower() or "auto"
+    if choice not in ("auto", "ipc", "tcp"):
+        raise PipelineError(f"The environment variable {TRANSPORT_ENV} must be auto, ipc or tcp. Got {choice!r} "
+                            "instead. Unset it to let the runner choose.")
+    if choice == "tcp" or os.name != "posix" or sys.platform == "win32":
+        return None
+    try:
+        argv = list(km.kernel_spec.argv)
+    except Exception:  # noqa: BLE001 - no such kernel: papermill reports it when it starts the kernel
+        return None
+    if not any("ipykernel" in str(a) for a in argv):
+        return None  # another kernel: it may not speak IPC
+    folder = Path(tempfile.mkdtemp(prefix="mlwb-k-"))  # mode 0700: only this user reaches the sockets
+    if len(str(folder / "kernel-65535")) > _SOCKET_PATH_MAX:
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    return folder
 
 
 def runner_engine() -> str:
@@ -96,6 +125,18 @@ def runner_engine() -> str:
         def __init__(self, nb_man: Any, before_cells: Callable[[Any], None] | None = None, **kw: Any):
             super().__init__(nb_man, **kw)
             self.before_cells = before_cells
+            self.ipc_folder: Path | None = None
+
+        def create_kernel_manager(self) -> Any:
+            km = super().create_kernel_manager()
+            self.ipc_folder = ipc_folder(km)
+            if self.ipc_folder is not None:
+                km.transport, km.cache_ports, km.ip = "ipc", False, str(self.ipc_folder / "kernel")
+            return km
+
+        def remove_ipc_folder(self) -> None:
+            if self.ipc_folder is not None:
+                shutil.rmtree(self.ipc_folder, ignore_errors=True)
 
         def papermill_execute_cells(self) -> None:
             if self.before_cells is not None:
@@ -116,7 +157,10 @@ def runner_engine() -> str:
                                  startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
                                  log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
             client = HookedClient(nb_man, before_cells=before_cells, **final)
-            return client.execute(**({"env": kernel_env} if kernel_env is not None else {}))
+            try:
+                return client.execute(**({"env": kernel_env} if kernel_env is not None else {}))
+            finally:
+                client.remove_ipc_folder()  # the kernel is down by now: its sockets are gone, the folder goes
 
     papermill_engines.register(ENGINE, HookedEngine)
     _ENGINE.append(HookedEngine)
