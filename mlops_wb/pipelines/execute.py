@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -95,7 +94,7 @@ def ipc_folder(km: Any) -> Path | None:
     if choice not in ("auto", "ipc", "tcp"):
         raise PipelineError(f"The environment variable {TRANSPORT_ENV} must be auto, ipc or tcp. Got {choice!r} "
                             "instead. Unset it to let the runner choose.")
-    if choice == "tcp" or os.name != "posix" or sys.platform == "win32":
+    if choice == "tcp" or os.name != "posix":  # Windows has no Unix sockets for ZeroMQ
         return None
     try:
         argv = list(km.kernel_spec.argv)
