@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import math
-import tempfile
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ..core import TrackingError, get_client, invalid_parameter
-from .report import download, run_model_uri
+from .report import load_downloaded, run_model_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -22,6 +21,16 @@ if TYPE_CHECKING:
 __all__ = ['load_predictor', 'model_features', 'predict_task', 'compute_metrics']
 
 # %% ../../nbs/05ab_predict.ipynb #98cef857
+def _sklearn_or_pyfunc(path: str) -> Any:
+    "The model at `path` with its sklearn flavor, else the generic one."
+    import mlflow
+
+    try:
+        return mlflow.sklearn.load_model(path)
+    except Exception:  # no sklearn flavor: use the generic one
+        return mlflow.pyfunc.load_model(path)
+
+
 def load_predictor(model: Any, *, client: MlflowClient | None = None) -> tuple[Any, str]:
     "(an object with predict, a label) for a model URI, a (name, version) pair, or a fitted estimator."
     if hasattr(model, "predict") and not isinstance(model, str):
@@ -33,8 +42,6 @@ def load_predictor(model: Any, *, client: MlflowClient | None = None) -> tuple[A
     if not isinstance(model, str) or ":/" not in model:
         raise invalid_parameter("evaluate_candidate", "candidate", "a model URI (models:/name/3, models:/name@alias, "
                                 "runs:/<id>/model), a (name, version) pair or a fitted estimator", model)
-    import mlflow
-
     client = client or get_client()
     try:
         uri = model
@@ -47,11 +54,7 @@ def load_predictor(model: Any, *, client: MlflowClient | None = None) -> tuple[A
             else:
                 version = client.get_model_version_by_alias(name, alias).version
             uri = client.get_model_version_download_uri(name, str(version))
-        local = download(client, tempfile.mkdtemp(prefix="mlops_wb-"), artifact_uri=run_model_uri(client, uri))
-        try:
-            return mlflow.sklearn.load_model(local), model
-        except Exception:  # no sklearn flavor: use the generic one
-            return mlflow.pyfunc.load_model(local), model
+        return load_downloaded(client, _sklearn_or_pyfunc, artifact_uri=run_model_uri(client, uri)), model
     except Exception as e:  # MLflow and the artifact stores raise many types
         raise TrackingError(f"Could not load the model {model!r} to evaluate it: {e}. Check the URI and that the "
                             "tracking store is reachable.") from e

@@ -9,7 +9,10 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
+import weakref
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['LOWER_IS_BETTER', 'GATES_ARTIFACT', 'GATES_PASSED_TAG', 'GATES_FAILED_TAG', 'GATES_SHA_TAG', 'GATES_LOGGED_TAG',
            'GATES_CI_TAG', 'GateCheck', 'verdict', 'higher_is_better', 'jsonable', 'GateReport', 'GateFailedError',
-           'ci_job', 'gate_summary', 'read_gate_report', 'download', 'run_model_uri']
+           'ci_job', 'gate_summary', 'read_gate_report', 'download', 'run_model_uri', 'load_downloaded']
 
 # %% ../../nbs/05a_report.ipynb #4fa1309b
 @dataclass
@@ -302,3 +305,21 @@ def _load_text(client: MlflowClient, run_id: str, path: str) -> str:
     with tempfile.TemporaryDirectory(prefix="mlops_wb-") as tmp:
         with open(download(client, tmp, run_id=run_id, artifact_path=path), encoding="utf-8") as f:
             return f.read()
+
+# %% ../../nbs/05a_report.ipynb #ecf917ed
+def load_downloaded(client: MlflowClient, loader: Callable[[str], Any], **where: Any) -> Any:
+    "`loader` applied to artifacts downloaded into a temporary folder that is removed with the object it returns."
+    folder = tempfile.mkdtemp(prefix="mlops_wb-model-")
+    try:
+        loaded = loader(download(client, folder, **where))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    try:
+        weakref.finalize(loaded, shutil.rmtree, folder, True)  # also runs at exit
+    except TypeError:  # an object without weak references: its files stay until the process ends
+        import atexit
+
+        atexit.register(shutil.rmtree, folder, True)
+    return loaded
+

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import NotFoundError, Settings, TrackingError, client_uri, get_client, invalid_parameter
-from ..gates.report import download
+from ..gates.report import load_downloaded
 from .state import CANARY_WEIGHT_TAG, aliases_of, mlflow_error, check_model_name
 
 if TYPE_CHECKING:
@@ -57,9 +56,8 @@ def load_model(name: str, alias: str | None = None, *, version: Any = None, flav
     except Exception as e:  # MlflowException for a missing version, others for an unreachable store
         raise mlflow_error(e, f"Version {version} of model {name!r}", client) from e
     try:
-        local = download(client, tempfile.mkdtemp(prefix="mlops_wb-"), artifact_uri=uri)
         loader = mlflow.pyfunc.load_model if flavor == "pyfunc" else mlflow.sklearn.load_model
-        return loader(local)
+        return load_downloaded(client, loader, artifact_uri=uri)
     except Exception as e:  # artifact stores and flavors raise many types
         raise TrackingError(f"Could not load version {version} of {name!r} from {uri}: {e}") from e
 
