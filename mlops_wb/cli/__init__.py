@@ -5,6 +5,7 @@
 # %% ../../nbs/09_cli.ipynb #118ace6e
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -16,7 +17,8 @@ import typer
 from .base import LOGGER, app
 
 # %% auto #0
-__all__ = ['COMMAND_MODULES', 'COMMANDS', 'command_of', 'load_commands', 'usage_line', 'main']
+__all__ = ['COMMAND_MODULES', 'COMMANDS', 'NOTEBOOK_COMMANDS', 'GC_FIRST_THRESHOLD', 'command_of', 'load_commands',
+           'lighten_process', 'usage_line', 'main']
 
 # %% ../../nbs/09_cli.ipynb #caec3e7f
 # Modules that add their own commands to `app`, loaded by `main`.
@@ -42,6 +44,22 @@ def load_commands(command: str | None = None, *, everything: bool = True) -> Any
         importlib.import_module(name)
     return typer.main.get_command(app)
 
+# %% ../../nbs/09_cli.ipynb #49b42680
+NOTEBOOK_COMMANDS: tuple[str, ...] = ("run", "pipeline", "reproduce", "sweep", "demo")  # they read and run notebooks
+GC_FIRST_THRESHOLD = 10_000  # new objects between two young collections (Python's default: 700)
+
+
+def lighten_process(command: str | None, args: list[str]) -> None:
+    "Fewer garbage collections while the command imports its libraries; no IRI grammars for notebook commands."
+    gen0, gen1, gen2 = gc.get_threshold()
+    if gen0:  # 0: collection is off, and stays so
+        gc.set_threshold(max(gen0, GC_FIRST_THRESHOLD), gen1, gen2)
+    if command in NOTEBOOK_COMMANDS and not {"--help", "-h"} & set(args):
+        from mlops_wb.core.compat import import_without
+
+        import_without("jsonschema")
+
+
 # %% ../../nbs/09_cli.ipynb #a92b761e
 def usage_line(e: Any) -> str:
     "A click usage error as one line: what is wrong, the usage, and where to find help."
@@ -59,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     "Entry point of the `mlops-wb` console script."
     args = list(sys.argv[1:] if argv is None else argv)
     command = command_of(args)  # none (--version, -v alone): no command module is needed, except to list them all
+    lighten_process(command, args)
     group = load_commands(command, everything=command is not None or not args or bool({"--help", "-h"} & set(args)))
     try:
         code = group.main(args=args, prog_name="mlops-wb", standalone_mode=False)

@@ -5,8 +5,13 @@
 # %% ../../nbs/00e_compat.ipynb #79c0a167
 from __future__ import annotations
 
+import importlib
+import sys
+from typing import Any
+
+
 # %% auto #0
-__all__ = ['MLFLOW_SCHEMA_REVISIONS', 'MLFLOW_RUN_COLUMNS', 'mlflow_can_read_experiment']
+__all__ = ['MLFLOW_SCHEMA_REVISIONS', 'MLFLOW_RUN_COLUMNS', 'OPTIONAL_SKIPPED', 'mlflow_can_read_experiment', 'import_without']
 
 # %% ../../nbs/00e_compat.ipynb #a3597cb9
 MLFLOW_SCHEMA_REVISIONS: tuple[str, ...] = (  # newest first; alembic revisions of MLflow's tracking schema
@@ -34,3 +39,23 @@ def mlflow_can_read_experiment(experiment_id: str, username: str) -> bool:
     from mlflow.server import auth as mauth
 
     return bool(mauth._get_experiment_permission(str(experiment_id), username).can_read)
+
+# %% ../../nbs/00e_compat.ipynb #ec19746a
+OPTIONAL_SKIPPED: tuple[str, ...] = ("rfc3987_syntax",)  # optional imports of jsonschema that mlops_wb never needs
+
+
+# %% ../../nbs/00e_compat.ipynb #ae6c8f25
+def import_without(module: str, missing: tuple[str, ...] = OPTIONAL_SKIPPED) -> Any:
+    "Import `module` as if the optional packages `missing` were not installed; they stay importable afterwards."
+    if module in sys.modules:
+        return sys.modules[module]
+    blocked = [name for name in missing if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # the import system raises ImportError for a None entry
+    try:
+        return importlib.import_module(module)
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
