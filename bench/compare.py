@@ -171,15 +171,19 @@ try { new PerformanceObserver(l => l.getEntries().forEach(e => window.__longtask
         .observe({entryTypes: ['longtask']}); } catch (e) {}"""
 
 # Armed right before Shift+Enter: the times (ms after arming) of the first visible run rows (the grid's, or the
-# output's first snapshot table) and of the status saying every run is loaded.
+# output's first snapshot table) and of the status saying every run is loaded. It looks once per frame, just before
+# the frame is painted, so that its own visibility checks never force extra layouts inside the page's tasks (they
+# would count as the page's stalls).
 WATCH_JS = """n => { const w = window.__mlwbBench = {t0: performance.now(), first: null, grid: null, full: null};
   const seen = sel => [...document.querySelectorAll(sel)].some(e => e.offsetParent !== null);
-  const check = () => { const t = performance.now() - w.t0;
+  let queued = false;
+  const schedule = () => { if (!queued) { queued = true; requestAnimationFrame(check); } };
+  const check = () => { queued = false; const t = performance.now() - w.t0;
     if (w.grid === null && seen('.mlwb-grid-row[data-key]')) w.grid = t;
     if (w.first === null && (w.grid !== null || seen('.mlwb-view tbody tr'))) w.first = t;
     if (w.full === null && [...document.querySelectorAll('.mlwb-view .mlwb-status, .mlwb-view p')]
           .some(e => e.textContent.includes(`${n} of ${n} runs.`))) w.full = t; };
-  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true,
+  new MutationObserver(schedule).observe(document.body, {subtree: true, childList: true, characterData: true,
                                                       attributes: true});
 }"""
 

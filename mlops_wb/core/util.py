@@ -5,16 +5,20 @@
 # %% ../../nbs/00b_util.ipynb #78f131aa
 from __future__ import annotations
 
+import contextlib
+import gc
 import getpass
 import html
 import os
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .errors import MlopsWbError, invalid_parameter
 
 # %% auto #0
-__all__ = ['USER_ENV', 'os_login', 'current_user', 'escape', 'package_versions', 'check_choice', 'check_fraction', 'lazy_exports']
+__all__ = ['USER_ENV', 'os_login', 'current_user', 'escape', 'package_versions', 'check_choice', 'check_fraction', 'lazy_exports',
+           'gc_paused']
 
 # %% ../../nbs/00b_util.ipynb #3db0f4e8
 USER_ENV = "MLOPS_WB_USER"
@@ -89,3 +93,25 @@ def lazy_exports(module: str, names: dict[str, str]) -> tuple[Callable[[str], An
         return sorted({*vars(sys.modules[module]), *names})
 
     return __getattr__, __dir__
+
+# %% ../../nbs/00b_util.ipynb #6b4ec473
+_GC_LOCK = threading.Lock()
+_GC_STATE = {"pauses": 0, "was_enabled": False}
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    "Pause Python's cyclic garbage collector for a block that builds many small objects; restored when the last block ends."
+    with _GC_LOCK:
+        if _GC_STATE["pauses"] == 0:
+            _GC_STATE["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _GC_STATE["pauses"] += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _GC_STATE["pauses"] -= 1
+            if _GC_STATE["pauses"] == 0 and _GC_STATE["was_enabled"]:
+                gc.enable()
+

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..core import InvalidParameterError, NotFoundError, TrackingError, get_client, invalid_parameter, load_settings
+from ..core.util import gc_paused
 from .filters import filter_runs, mlflow_mask, parse_mlflow_filter
 from .frames import RunTable, assemble_frame, run_table
 from .tables import RunTables, parse_order_by, table_reader
@@ -239,13 +240,14 @@ def load_runs(
     table = RunTable()
     bar = tqdm(desc="loading runs", unit="run", leave=False, disable=progress is False, delay=0 if progress else 1.0)
     try:
-        for page in run_pages(experiments, filter_string=filter_string, max_runs=max_runs, order_by=order_by,
-                              include_deleted=include_deleted, client=client, reader=reader):
-            table.extend(page)
-            bar.update(len(page))
+        with gc_paused():  # hundreds of thousands of small objects, none of them cyclic garbage
+            for page in run_pages(experiments, filter_string=filter_string, max_runs=max_runs, order_by=order_by,
+                                  include_deleted=include_deleted, client=client, reader=reader):
+                table.extend(page)
+                bar.update(len(page))
+            frame = assemble_frame(table)
     finally:
         bar.close()
-    frame = assemble_frame(table)
     if query is not None:
         frame = filter_runs(frame, query, syntax="pandas").reset_index(drop=True)
     return frame

@@ -46,15 +46,23 @@ class ComparisonTabs(W.Tab):
         self.diff = W.HTML(_HINT, layout=W.Layout(width="100%"))
         self.parcoords_note = W.HTML(_HINT)
         self.histories_note = W.HTML(_HINT)
-        super().__init__(children=[
+        self._pages = [  # each goes into its tab the first time the tab opens
             W.VBox([W.HBox([self.metrics, self.parcoords_note]), self.parcoords]),
             W.VBox([W.HBox([self.x, self.y]), self.scatter]),
             W.VBox([W.HBox([self.history_keys, W.VBox([self.history_x, self.smoothing])]), self.histories_note,
                     self.histories]),
-            W.VBox([self.diff_only, self.diff])], layout=W.Layout(width="100%"))
+            W.VBox([self.diff_only, self.diff])]
+        super().__init__(children=[W.VBox(layout=W.Layout(width="100%")) for _ in TABS], layout=W.Layout(width="100%"))
         for i, title in enumerate(TABS):
             self.set_title(i, title)
         self.selected_index = None
+        self.observe(self._fill, names=["selected_index"])
+
+    def _fill(self, change: dict) -> None:
+        "Put a tab's controls and chart in place when it first opens: closed tabs cost the browser nothing to draw."
+        i = change["new"]
+        if i is not None and not self.children[i].children:
+            self.children[i].children = [self._pages[i]]
 
     @property
     def open_tab(self) -> str | None:

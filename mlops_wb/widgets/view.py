@@ -256,12 +256,13 @@ class WorkbenchView(W.VBox):
         if output_mode() == "widget":
             display(self._repr_mimebundle_(), raw=True)
             return
-        if library_needed():
-            display({LIB_MIME: {}, "text/html": plotly_library_html(), "text/plain": ""}, raw=True)
+        library = library_needed()
         display(self.bundle(), raw=True, display_id=self._display_id)
         self._shown = True
         _VIEWS.add(self)
         _hook_post_execute()
+        if library:  # after the view, which shows sooner; its charts wait for the library (see plot_html)
+            display({LIB_MIME: {}, "text/html": plotly_library_html(), "text/plain": ""}, raw=True)
 
     def publish(self) -> None:
         "Re-publish the output with the current state (after a display; a no-op before)."
