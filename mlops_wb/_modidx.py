@@ -1850,6 +1850,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'mlops_wb.widgets.view._flush_views': ('widget_view.html#_flush_views', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view._hook_post_execute': ( 'widget_view.html#_hook_post_execute',
                                                                                      'mlops_wb/widgets/view.py'),
+                                       'mlops_wb.widgets.view._in_kernel': ('widget_view.html#_in_kernel', 'mlops_wb/widgets/view.py'),
+                                       'mlops_wb.widgets.view._pack_plotly': ('widget_view.html#_pack_plotly', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view.extension_installed': ( 'widget_view.html#extension_installed',
                                                                                       'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view.library_needed': ( 'widget_view.html#library_needed',
@@ -1858,4 +1860,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'mlops_wb.widgets.view.plot_html': ('widget_view.html#plot_html', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view.plotly_library_html': ( 'widget_view.html#plotly_library_html',
                                                                                       'mlops_wb/widgets/view.py'),
+                                       'mlops_wb.widgets.view.prepare_plotly_library': ( 'widget_view.html#prepare_plotly_library',
+                                                                                         'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view.static_page': ('widget_view.html#static_page', 'mlops_wb/widgets/view.py')}}}
