@@ -1007,6 +1007,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'mlops_wb.plots.compare._dimension': ('plots_compare.html#_dimension', 'mlops_wb/plots/compare.py'),
                                         'mlops_wb.plots.compare._draw_bands': ( 'plots_compare.html#_draw_bands',
                                                                                 'mlops_wb/plots/compare.py'),
+                                        'mlops_wb.plots.compare._line_mode': ('plots_compare.html#_line_mode', 'mlops_wb/plots/compare.py'),
                                         'mlops_wb.plots.compare._rgba': ('plots_compare.html#_rgba', 'mlops_wb/plots/compare.py'),
                                         'mlops_wb.plots.compare._x_values': ('plots_compare.html#_x_values', 'mlops_wb/plots/compare.py'),
                                         'mlops_wb.plots.compare.default_columns': ( 'plots_compare.html#default_columns',

@@ -17,8 +17,9 @@ if TYPE_CHECKING:  # plotly is imported inside the builders: importing this modu
     import plotly.graph_objects as go
 
 # %% auto #0
-__all__ = ['MAX_CATEGORIES', 'MAX_AXES', 'MAX_PARAM_AXES', 'DEFAULT_METRICS', 'numeric_column', 'short_label', 'default_columns',
-           'parallel_coordinates', 'scatter_runs', 'smooth', 'group_runs', 'history_bands', 'metric_history_figure']
+__all__ = ['MAX_CATEGORIES', 'MAX_AXES', 'MAX_PARAM_AXES', 'DEFAULT_METRICS', 'SHORT_HISTORY', 'numeric_column', 'short_label',
+           'default_columns', 'parallel_coordinates', 'scatter_runs', 'smooth', 'group_runs', 'history_bands',
+           'metric_history_figure']
 
 # %% ../../nbs/11_plots_compare.ipynb #430749be
 def numeric_column(s: pd.Series) -> pd.Series | None:
@@ -238,6 +239,9 @@ def history_bands(
     return out.sort_values(["group", "key", "step"], kind="stable").reset_index(drop=True)
 
 # %% ../../nbs/11_plots_compare.ipynb #e29099f1
+SHORT_HISTORY = 30  # histories of at most this many values show their points
+
+
 _COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 
@@ -297,7 +301,7 @@ def metric_history_figure(
                 if smoothing > 0:
                     fig.add_trace(go.Scatter(**common, y=h["value"].to_numpy(), mode="lines", opacity=0.25,
                                              showlegend=False, hoverinfo="skip"), row=row, col=1)
-                fig.add_trace(go.Scatter(**common, y=smooth(h["value"].to_numpy(), smoothing), mode="lines",
+                fig.add_trace(go.Scatter(**common, y=smooth(h["value"].to_numpy(), smoothing), mode=_line_mode(len(h)),
                                          name=label, showlegend=row == 1,
                                          hovertemplate=f"{label}<br>%{{x}}: %{{y:.4g}}<extra></extra>"), row=row, col=1)
     xlabel = {"step": "step", "time": "time", "relative": "seconds since the run's first value"}[x]
@@ -307,6 +311,11 @@ def metric_history_figure(
     if not keys:
         fig.add_annotation(text="No metric histories for these runs.", showarrow=False, xref="paper", yref="paper")
     return fig
+
+
+def _line_mode(points: int) -> str:
+    "A line with its points marked when it has few of them: a history of one value would draw nothing otherwise."
+    return "lines+markers" if points <= SHORT_HISTORY else "lines"
 
 
 def _draw_bands(fig: go.Figure, bands: pd.DataFrame, keys: list[str]) -> None:
@@ -324,7 +333,7 @@ def _draw_bands(fig: go.Figure, bands: pd.DataFrame, keys: list[str]) -> None:
             fig.add_trace(go.Scatter(**common, y=(b["mean"] - b["std"]).to_numpy(), fill="tonexty",
                                      fillcolor=_rgba(c, 0.2)), row=row, col=1)
             fig.add_trace(go.Scatter(x=b["x"], y=b["mean"].to_numpy(), customdata=b[["std", "runs"]].to_numpy(),
-                                     mode="lines", name=label, legendgroup=str(group), showlegend=row == 1,
+                                     mode=_line_mode(len(b)), name=label, legendgroup=str(group), showlegend=row == 1,
                                      line={"color": c},
                                      hovertemplate=f"{label}<br>%{{x}}: %{{y:.4g}} ± %{{customdata[0]:.2g}}"
                                      " (%{customdata[1]} runs)<extra></extra>"), row=row, col=1)

@@ -154,7 +154,9 @@ class ViewSlot(W.Box):
 
     def __init__(self, make: type[FrontEndView], *, on_select: Callable[[dict], None] | None = None,
                  keep: Sequence[str] = (), **fixed: Any) -> None:
-        super().__init__(layout=W.Layout(width="100%"))
+        # a column, so that the view spans the slot's width: in a row it would shrink to what its content asks for,
+        # and a grid whose viewport asks for nothing (CSS containment) would be a sliver
+        super().__init__(layout=W.Layout(width="100%", flex_flow="column", align_items="stretch"))
         self._make, self._on_select, self._keep, self._fixed = make, on_select, tuple(keep), fixed
         self._view: FrontEndView | None = None
 

@@ -165,6 +165,18 @@ def _views(lab):
     return views.nth(0), views.nth(1), views.nth(2)
 
 
+def assert_grid_spans(view, where: str) -> None:
+    "The runs grid spans the comparison's width, its columns side by side (never a sliver showing one column)."
+    grid = view.locator(".mlwb-grid").first
+    grid.wait_for(timeout=60_000)
+    box, whole = grid.bounding_box(), view.bounding_box()
+    assert box["width"] >= 0.9 * whole["width"], f"{where}: the grid is {box['width']:.0f} px of {whole['width']:.0f}"
+    shown = grid.locator(".mlwb-grid-header .mlwb-grid-cell").evaluate_all(
+        "(cells, right) => cells.filter(c => c.getBoundingClientRect().right <= right).map(c => c.textContent)",
+        box["x"] + box["width"])
+    assert len(shown) >= 4 and "status" in shown, f"{where}: the columns in view are {shown}"
+
+
 def test_workbench_in_jupyterlab(lab_factory, project):
     lab = lab_factory(project, MLOPS_WB_USER="reviewer")
     page, path = lab.page, project / "workbench.ipynb"
@@ -185,6 +197,7 @@ def test_workbench_in_jupyterlab(lab_factory, project):
     assert_no_widget_errors(lab, "Lab, three runs")  # no "[anywidget] Failed to initialize model." nor any other
 
     compare, drift, approval = _views(lab)
+    assert_grid_spans(compare, "Lab")
     # 1. comparison: select two search trials; the diff shows only the params that differ
     rows = compare.locator(".mlwb-grid-row[data-key]:has-text('trial-00')")
     # on the run name, as a person clicks: a row is as wide as all its columns, its centre far off to the right
@@ -286,6 +299,7 @@ def test_workbench_in_notebook7(lab_factory, project):
     want = expected_views(nb7.save(path))
     assert len(want) == 3 and all(_drawn(v) for v in want), want
     wait_views(nb7, want, state="live", problems=problems, where="NB7 run")
+    assert_grid_spans(page.locator(".jp-Notebook .mlwb-view").first, "Notebook 7")
     nb7.screenshot("notebook7", page.locator(".jp-Notebook"))
 
     page.reload()  # kernel alive: live again
