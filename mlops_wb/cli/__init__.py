@@ -46,7 +46,7 @@ def load_commands(command: str | None = None, *, everything: bool = True) -> Any
 
 # %% ../../nbs/09_cli.ipynb #49b42680
 NOTEBOOK_COMMANDS: tuple[str, ...] = ("run", "pipeline", "reproduce", "sweep", "demo")  # they read and run notebooks
-GC_FIRST_THRESHOLD = 10_000  # new objects between two young collections (Python's default: 700)
+GC_FIRST_THRESHOLD = 100_000  # new objects between two young collections (Python's default: 700)
 
 
 def lighten_process(command: str | None, args: list[str]) -> None:
