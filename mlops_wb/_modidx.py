@@ -1851,7 +1851,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'mlops_wb.widgets.view._flush_views': ('widget_view.html#_flush_views', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view._hook_post_execute': ( 'widget_view.html#_hook_post_execute',
                                                                                      'mlops_wb/widgets/view.py'),
-                                       'mlops_wb.widgets.view._in_kernel': ('widget_view.html#_in_kernel', 'mlops_wb/widgets/view.py'),
+                                       'mlops_wb.widgets.view._kernel': ('widget_view.html#_kernel', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view._pack_plotly': ('widget_view.html#_pack_plotly', 'mlops_wb/widgets/view.py'),
                                        'mlops_wb.widgets.view.extension_installed': ( 'widget_view.html#extension_installed',
                                                                                       'mlops_wb/widgets/view.py'),

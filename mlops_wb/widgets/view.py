@@ -168,13 +168,13 @@ def _pack_plotly() -> str:
             "(f){f()}};});})();</script>")
 
 # %% ../../nbs/20b_widget_view.ipynb #332e7ce2
-def _in_kernel() -> bool:
-    "Whether this process is a Jupyter kernel (IPython with a kernel), where workbench views are displayed."
+def _kernel() -> Any:
+    "The Jupyter kernel this process runs (None outside one), found without importing IPython."
     ipython = sys.modules.get("IPython")
-    return ipython is not None and getattr(ipython.get_ipython(), "kernel", None) is not None
+    return getattr(ipython.get_ipython(), "kernel", None) if ipython is not None else None
 
 
-if _in_kernel():  # a kernel that imports the widgets is about to show one: pack plotly.js meanwhile
+if _kernel() is not None:  # a kernel that imports the widgets is about to show one: pack plotly.js meanwhile
     try:
         if output_mode() == "persistent":
             prepare_plotly_library()
@@ -188,9 +188,7 @@ _LIBRARY: dict[str, Any] = {"shown": False, "cell": None, "message": None}
 
 def _execution() -> tuple[dict, str | None]:
     "The current execute request's metadata and message id (empty outside a kernel)."
-    from IPython import get_ipython
-
-    kernel = getattr(get_ipython(), "kernel", None)
+    kernel = _kernel()
     parent = kernel.get_parent() if kernel is not None else {}
     return parent.get("metadata") or {}, (parent.get("header") or {}).get("msg_id")
 
@@ -243,8 +241,6 @@ class WorkbenchView(W.VBox):
         self._stale = False
         self._publishing = threading.Lock()
         self.observe(lambda _: self._status_area.show(self.status, error=bool(self.error)), names=["status", "error"])
-        if not _LIBRARY["shown"] and output_mode() == "persistent":
-            prepare_plotly_library()  # the first display carries it; packing it takes a fraction of a second
 
     # ---- status ------------------------------------------------------------------------------------------------
     def set_status(self, message: str, *, error: bool = False) -> None:
