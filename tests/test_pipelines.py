@@ -142,6 +142,22 @@ def test_syntax_error_in_the_parameters_cell_is_a_failed_run_with_its_notebook(t
     assert (tmp_path / "s.ipynb").exists()
 
 
+def test_what_the_kernel_process_prints_is_kept_with_the_run_not_on_the_terminal(tmp_path, tracking_uri):
+    """ipykernel logs to its process's stderr outside any cell (a shutdown race printed
+    "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel." under a failed run's one error line)."""
+    from mlops_wb.pipelines import write_notebook
+    write_notebook(tmp_path / "noisy.ipynb", "x = 1",
+                   "from ipykernel.kernelapp import IPKernelApp\nIPKernelApp.instance().log.error('kernel says %s', x)",
+                   "1 / 0")
+    r = mlops_wb("run", "noisy.ipynb", "-p", "x", "2", "--uri", tracking_uri, "-e", "noisy", cwd=tmp_path)
+    assert "The notebook noisy.ipynb failed in cell In [4] ('1 / 0'): ZeroDivisionError" in error_line(r)
+    assert r.stdout.count("kernel says") == 0
+    client = client_for(tracking_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("noisy").experiment_id])
+    log = client.download_artifacts(run.info.run_id, "mlops_wb/kernel.log", str(tmp_path))
+    assert "[IPKernelApp] ERROR | kernel says 2" in open(log, encoding="utf-8").read()
+
+
 def test_runs_are_recorded_with_the_user_who_ran_them(tmp_path, tracking_uri, mlflow_server):
     from mlops_wb.pipelines import write_notebook
     write_notebook(tmp_path / "who.ipynb", "x = 1", "print(x)")

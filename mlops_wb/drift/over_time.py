@@ -15,7 +15,7 @@ from ..core import InvalidParameterError, Settings, invalid_parameter, load_sett
 from .stats import DISTANCE_TESTS, P_VALUE_TESTS, drift_score
 from .data import check_frame
 from .profile import DriftProfile
-from .plan import DriftPlan, plan_columns
+from .plan import DriftPlan, _check_families, _column_kind, plan_columns
 from .column import NAN, ColumnDrift
 from .report import FRAME_COLUMNS
 from .compute import column_drift, progress_bar, reference_column
@@ -74,6 +74,14 @@ def _empty_window(name: Any, plan: DriftPlan) -> ColumnDrift:
                        else NAN, note="no rows in this window")
 
 
+def _object_families(reference: Any, current: pd.DataFrame, plan: DriftPlan, func: str) -> dict[Any, str]:
+    """The reference family of each compared column the current data holds as Python objects: a window of such a
+    column can hold one type only (ints, say, in a column that is text over the whole batch), and each window is
+    checked as `compute_drift` checks its data."""
+    return {name: _column_kind(reference, name, {name: plan.kinds[name]}, None, func)[0] for name in plan.names
+            if name not in plan.absent and current[name].dtype == object}
+
+
 def drift_over_time(
     *,
     reference: pd.DataFrame | DriftProfile,  # the reference data (or its profile)
@@ -119,6 +127,7 @@ def drift_over_time(
     refs = {name: reference_column(reference, name, plan.kinds[name], func) for name in plan.names
             if name not in plan.absent}
     data = current[[name for name in plan.names if name not in plan.absent]]
+    families = _object_families(reference, current, plan, func)
     bar = progress_bar(len(windows), len(current) * len(plan.names) * 2, progress, "drift over time")
     rows, few = [], []
     try:
@@ -126,6 +135,9 @@ def drift_over_time(
             part = data.iloc[idx]
             if len(idx) < min_rows:
                 few.append(f"{w} ({start}: {len(idx)} rows)")
+            for name, family in families.items():
+                _check_families(func, name, plan.kinds[name], family, part[name],
+                                f"window {w} (from {start} to {end}) of the current data")
             for name in plan.names:
                 if len(idx) or name in plan.absent:
                     col = column_drift(name, refs.get(name), part, plan, func)

@@ -122,7 +122,8 @@ def _column_kind(reference: Any, name: Any, forced: dict, columns: Any, func: st
     return family, kind
 
 
-def _check_families(func: str, name: Any, kind: str, ref_family: str, cur: pd.Series) -> None:
+def _check_families(func: str, name: Any, kind: str, ref_family: str, cur: pd.Series,
+                    where: str = "the current data") -> None:
     "Refuse a column that is numeric on one side and text (or a date) on the other; an all-missing current passes."
     cur_family = column_family(cur)
     numeric, text = set(NUMERIC_FAMILIES), {"text"}
@@ -131,8 +132,8 @@ def _check_families(func: str, name: Any, kind: str, ref_family: str, cur: pd.Se
                                                             numeric | {"bool"})
     if clash and not cur.isna().all():
         raise InvalidParameterError(
-            f"The column {name!r} is {ref_family} in the reference but {cur_family} ({cur.dtype}) in the current "
-            f"data passed to {func}, so the two cannot be compared (a reference column with no values at all reads "
+            f"The column {name!r} is {ref_family} in the reference but {cur_family} ({cur.dtype}) in {where} "
+            f"passed to {func}, so the two cannot be compared (a reference column with no values at all reads "
             "as float). Convert the current column to the reference's type (for instance with pd.to_numeric), or "
             "leave it out with columns=[...].")
 

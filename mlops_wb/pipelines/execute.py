@@ -18,9 +18,9 @@ from typing import Any
 from ..core import MlopsWbError, PipelineError
 
 # %% auto #0
-__all__ = ['ENGINE', 'TRANSPORT_ENV', 'NotebookError', 'one_line', 'cell_error', 'installed_kernels', 'kernel_language',
-           'missing_kernel', 'ipc_folder', 'runner_engine', 'run_silently', 'Execution', 'cell_timings', 'failure',
-           'execute_notebook']
+__all__ = ['ENGINE', 'TRANSPORT_ENV', 'KERNEL_LOG_MAX', 'NotebookError', 'one_line', 'cell_error', 'installed_kernels',
+           'kernel_language', 'missing_kernel', 'ipc_folder', 'runner_engine', 'run_silently', 'Execution',
+           'cell_timings', 'failure', 'execute_notebook']
 
 # %% ../../nbs/07a5_execute.ipynb #a3f54c80
 class NotebookError(PipelineError):
@@ -84,6 +84,7 @@ def missing_kernel(notebook: str, name: str) -> NotebookError:
 ENGINE = "mlops_wb"
 _ENGINE: list[Any] = []
 TRANSPORT_ENV = "MLOPS_WB_KERNEL_TRANSPORT"  # "tcp" keeps every kernel on TCP; unset or "auto": IPC where it can
+KERNEL_LOG_MAX = 256 * 1024  # bytes of the kernel process's own output kept with the run
 _SOCKET_PATH_MAX = 100  # a Unix socket's path holds at most 107 bytes on Linux (104 on macOS)
 
 
@@ -143,13 +144,14 @@ def runner_engine() -> str:
             super().papermill_execute_cells()
 
     class HookedEngine(NBClientEngine):
-        "papermill's nbclient engine with a hook before the first cell and the kernel's environment given."
+        "papermill's nbclient engine with a hook before the first cell, the kernel's environment and its log given."
 
         @classmethod
         def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
                                      stdout_file: Any = None, stderr_file: Any = None, start_timeout: int = 60,
                                      execution_timeout: float | None = None, before_cells: Any = None,
-                                     kernel_env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+                                     kernel_env: dict[str, str] | None = None, kernel_log: Any = None,
+                                     **kwargs: Any) -> Any:
             kwargs = remove_args(["input_path"], **kwargs)  # as NBClientEngine does
             safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
             final = merge_kwargs(safe_kwargs, timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
@@ -157,7 +159,10 @@ def runner_engine() -> str:
                                  log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
             client = HookedClient(nb_man, before_cells=before_cells, **final)
             try:
-                return client.execute(**({"env": kernel_env} if kernel_env is not None else {}))
+                start = {"env": kernel_env} if kernel_env is not None else {}
+                if kernel_log is not None:  # the kernel process's stdout and stderr, away from the terminal
+                    start.update(stdout=kernel_log, stderr=kernel_log)
+                return client.execute(**start)
             finally:
                 client.remove_ipc_folder()  # the kernel is down by now: its sockets are gone, the folder goes
 
@@ -183,6 +188,7 @@ class Execution:
     duration: float
     error: NotebookError | None = None
     timings: list[dict[str, Any]] = field(default_factory=list)  # per code cell: index, In [n], seconds, status
+    kernel_log: str = ""  # the end of what the kernel process printed outside its cells (its own log)
 
 
 def cell_timings(path: Path) -> list[dict[str, Any]]:
@@ -221,6 +227,14 @@ def _literal_path(path: Path | str) -> str:
     return str(path).replace("{", "{{").replace("}", "}}")
 
 
+def _tail(log: Any, limit: int = KERNEL_LOG_MAX) -> str:
+    "The last `limit` bytes of the open binary file `log`, as text."
+    log.flush()
+    size = log.seek(0, os.SEEK_END)
+    log.seek(max(0, size - limit))
+    return log.read().decode("utf-8", errors="replace")
+
+
 def execute_notebook(
     notebook: Path,  # the notebook to run
     output: Path,  # where the executed notebook goes
@@ -238,11 +252,12 @@ def execute_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     status, error = "FINISHED", None
+    log = tempfile.TemporaryFile(prefix="mlwb-kernel-")
     try:
         pm.execute_notebook(_literal_path(notebook), _literal_path(output), parameters=parameters or None,
                             engine_name=runner_engine(), kernel_name=kernel_name, cwd=str(cwd) if cwd else None,
                             execution_timeout=timeout, progress_bar=False, log_output=False,
-                            before_cells=before_cells, kernel_env=env)
+                            before_cells=before_cells, kernel_env=env, kernel_log=log)
     except pm.PapermillExecutionError as e:
         status, error = "FAILED", cell_error(notebook.name, e)
     except KeyboardInterrupt:
@@ -250,10 +265,13 @@ def execute_notebook(
         error = NotebookError(f"The notebook {notebook.name} was interrupted (Ctrl-C).", notebook=notebook.name,
                               ename="KeyboardInterrupt")
     except MlopsWbError:
+        log.close()
         raise  # from the hook: the runner could not start its run
     except Exception as e:  # noqa: BLE001 - kernel death, timeouts, a missing kernel, I/O: the run ends FAILED
         status, error = "FAILED", failure(notebook.name, e, timeout)
+    with log:
+        kernel_log = _tail(log)
     duration = time.perf_counter() - t0
     if error is not None:
         error.output_notebook = output
-    return Execution(status, output, duration, error, cell_timings(output) if output.exists() else [])
+    return Execution(status, output, duration, error, cell_timings(output) if output.exists() else [], kernel_log)

@@ -112,14 +112,17 @@ def result_entities(entries: list[dict[str, Any]], execution: Execution, taken: 
 
 
 def write_meta(folder: Path, *, notebook: Path, injected: dict[str, Any], effective: dict[str, Any],
-               entries: list[dict[str, Any]], timings: list[dict[str, Any]]) -> Path:
-    "The runner's own files, under `folder`: parameters, records, timings, environment, and the source notebook."
+               entries: list[dict[str, Any]], timings: list[dict[str, Any]], kernel_log: str = "") -> Path:
+    """The runner's own files, under `folder`: parameters, records, timings, environment, the source notebook, and
+    the kernel's log when there is one."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {"parameters": {"format": 2, "injected": injected,
                             "effective": {k: literal_text(v) for k, v in effective.items()}},
              "records": entries, "cell_timings": timings, "environment": environment()}
     for name, data in files.items():
         (folder / f"{name}.json").write_text(json.dumps(data, default=json_default, indent=1), encoding="utf-8")
+    if kernel_log:
+        (folder / "kernel.log").write_text(kernel_log, encoding="utf-8")
     (folder / "source").mkdir(exist_ok=True)
     shutil.copy2(notebook, folder / "source" / notebook.name)
     return folder
@@ -188,7 +191,7 @@ def record_results(run: StartedRun, execution: Execution, *, notebook: Path, inj
         try:
             entries = read_records(records_dir)
             meta = write_meta(Path(d), notebook=notebook, injected=injected, effective=effective, entries=entries,
-                              timings=execution.timings)
+                              timings=execution.timings, kernel_log=execution.kernel_log)
             _upload(run, execution, result_entities(entries, execution, set(effective)), records_dir, meta, deadline)
         except Exception as e:  # noqa: BLE001 - the store refused or stayed down, or a record was unreadable
             problem = f"{type(e).__name__}: {one_line(e, 500)}"
