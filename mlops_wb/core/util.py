@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import getpass
 import html
@@ -17,8 +18,8 @@ from typing import Any
 from .errors import MlopsWbError, invalid_parameter
 
 # %% auto #0
-__all__ = ['USER_ENV', 'os_login', 'current_user', 'escape', 'package_versions', 'check_choice', 'check_fraction', 'lazy_exports',
-           'gc_paused']
+__all__ = ['USER_ENV', 'NO_MATH', 'os_login', 'current_user', 'escape', 'no_math', 'math_free', 'package_versions',
+           'check_choice', 'check_fraction', 'lazy_exports', 'gc_paused']
 
 # %% ../../nbs/00b_util.ipynb #3db0f4e8
 USER_ENV = "MLOPS_WB_USER"
@@ -46,6 +47,24 @@ def current_user(user: str | None = None) -> str:
 def escape(value: Any) -> str:
     "HTML-escape any value for display in a widget; never render run names, params or tags without it."
     return html.escape("" if value is None else str(value), quote=True)
+
+
+NO_MATH = "tex2jax_ignore mathjax_ignore"  # the classes MathJax 2 and 3 leave alone, with all they hold
+
+
+def no_math(markup: str) -> str:
+    """`markup` in a block MathJax does not typeset: JupyterLab and nbconvert's pages typeset `$...$` in HTML
+    outputs, so a run or column named `cost $x$ to $y$` would show as math. Escaping cannot help (MathJax reads
+    the text), the class does."""
+    return f'<div class="{NO_MATH}">{markup}</div>'
+
+
+def math_free(method: Callable[..., str]) -> Callable[..., str]:
+    "Decorate a `_repr_html_` so its output is `no_math`: names with dollar signs show as they are."
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> str:
+        return no_math(method(self, *args, **kwargs))
+    return wrapper
 
 
 def package_versions(names: Iterable[str] = ("mlops_wb", "mlflow", "pandas", "numpy", "scikit-learn", "scipy",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core import InvalidParameterError, NotFoundError, escape, invalid_parameter
+from ..core import InvalidParameterError, NotFoundError, escape, invalid_parameter, math_free
 from .datasets import TARGET_ATTR, check_frame, duplicated_rows, fingerprint, resolve_run, write_text
 
 if TYPE_CHECKING:
@@ -239,6 +239,7 @@ class Schema:
         return "\n".join([head] + [f"  {c.name}: {c.describe()}" for c in self.columns[:40]]
                          + ([f"  ... {len(self.columns) - 40} more"] if len(self.columns) > 40 else []))
 
+    @math_free
     def _repr_html_(self) -> str:
         rows = "".join(
             f"<tr><td>{escape(c.name)}{' (target)' if c.name == self.target else ''}</td><td>{escape(c.kind)}</td>"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core import DataValidationError, escape, invalid_parameter
+from ..core import DataValidationError, escape, invalid_parameter, math_free
 from .datasets import check_frame, duplicated_rows, fingerprint, resolve_run
 from .schema import ColumnSchema, Schema, dtype_kind, load_schema
 
@@ -162,6 +162,7 @@ class ValidationReport:
     def __repr__(self) -> str:
         return "\n".join([self.summary()] + [f"  [{f.severity}] {f.line()}" for f in self.findings])
 
+    @math_free
     def _repr_html_(self) -> str:
         colour = {"error": "#b00020", "warning": "#9a6700"}
         rows = "".join(

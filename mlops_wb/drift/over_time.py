@@ -15,7 +15,7 @@ from ..core import InvalidParameterError, Settings, invalid_parameter, load_sett
 from .stats import DISTANCE_TESTS, P_VALUE_TESTS, drift_score
 from .data import check_frame
 from .profile import DriftProfile
-from .plan import DriftPlan, _check_families, _column_kind, plan_columns
+from .plan import DriftPlan, check_families, column_kind, plan_columns
 from .column import NAN, ColumnDrift
 from .report import FRAME_COLUMNS
 from .compute import column_drift, progress_bar, reference_column
@@ -78,7 +78,7 @@ def _object_families(reference: Any, current: pd.DataFrame, plan: DriftPlan, fun
     """The reference family of each compared column the current data holds as Python objects: a window of such a
     column can hold one type only (ints, say, in a column that is text over the whole batch), and each window is
     checked as `compute_drift` checks its data."""
-    return {name: _column_kind(reference, name, {name: plan.kinds[name]}, None, func)[0] for name in plan.names
+    return {name: column_kind(reference, name, {name: plan.kinds[name]}, None, func)[0] for name in plan.names
             if name not in plan.absent and current[name].dtype == object}
 
 
@@ -136,7 +136,7 @@ def drift_over_time(
             if len(idx) < min_rows:
                 few.append(f"{w} ({start}: {len(idx)} rows)")
             for name, family in families.items():
-                _check_families(func, name, plan.kinds[name], family, part[name],
+                check_families(func, name, plan.kinds[name], family, part[name],
                                 f"window {w} (from {start} to {end}) of the current data")
             for name in plan.names:
                 if len(idx) or name in plan.absent:

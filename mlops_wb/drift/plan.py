@@ -33,7 +33,7 @@ from mlops_wb.drift.data import (
 from .profile import DriftProfile
 
 # %% auto #0
-__all__ = ['METHODS', 'DriftPlan', 'decide_test', 'plan_columns']
+__all__ = ['METHODS', 'DriftPlan', 'decide_test', 'column_kind', 'check_families', 'plan_columns']
 
 # %% ../../nbs/02f_plan.ipynb #dc0669cd
 METHODS = ("auto", *TESTS)
@@ -108,7 +108,7 @@ def _check_frames(reference: Any, current: Any, func: str) -> bool:
     return is_profile
 
 
-def _column_kind(reference: Any, name: Any, forced: dict, columns: Any, func: str) -> tuple[str, str | None]:
+def column_kind(reference: Any, name: Any, forced: dict, columns: Any, func: str) -> tuple[str, str | None]:
     "(family, kind) of a reference column; kind None when drift does not compare its dtype."
     if isinstance(reference, DriftProfile):
         col = reference.columns[name]
@@ -122,7 +122,7 @@ def _column_kind(reference: Any, name: Any, forced: dict, columns: Any, func: st
     return family, kind
 
 
-def _check_families(func: str, name: Any, kind: str, ref_family: str, cur: pd.Series,
+def check_families(func: str, name: Any, kind: str, ref_family: str, cur: pd.Series,
                     where: str = "the current data") -> None:
     "Refuse a column that is numeric on one side and text (or a date) on the other; an all-missing current passes."
     cur_family = column_family(cur)
@@ -154,7 +154,7 @@ def plan_columns(reference: pd.DataFrame | DriftProfile, current: pd.DataFrame, 
     forced = resolve_overrides(categorical, numerical, names, func)
     kinds, skipped = {}, dict(reference.skipped) if is_profile else {}
     for name in list(names):
-        family, kind = _column_kind(reference, name, forced, columns, func)
+        family, kind = column_kind(reference, name, forced, columns, func)
         if kind is None:
             skipped[str(name)] = f"{reference[name].dtype} columns are not compared"
             names.remove(name)
@@ -163,7 +163,7 @@ def plan_columns(reference: pd.DataFrame | DriftProfile, current: pd.DataFrame, 
             raise invalid_parameter(func, "numerical", "a list of integer or float columns", numerical,
                                     f"{name!r} is {family}.")
         if name in current.columns:
-            _check_families(func, name, kind, family, current[name])
+            check_families(func, name, kind, family, current[name])
         kinds[name] = kind
     if not names:
         raise InvalidParameterError(f"None of the columns passed to {func} can be compared: "

@@ -25,6 +25,7 @@ from mlops_wb.core import (
     escape,
     get_client,
     invalid_parameter,
+    math_free,
 )
 from .stats import DISTANCE_TESTS, P_VALUE_TESTS, TEST_LABELS
 from .column import ColumnDrift, clean
@@ -187,6 +188,7 @@ class DriftReport:
         "Log a metric per column and statistic, the settings as tags, the report as JSON and HTML; return the run id."
         return _log_to_mlflow(self, run_id, client, experiment, run_name, step, artifact_path)
 
+    @math_free
     def _repr_html_(self) -> str:
         return report_html(self)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core import MlopsWbError, NotFoundError, TrackingError, client_uri, escape, get_client
+from ..core import MlopsWbError, NotFoundError, TrackingError, client_uri, escape, get_client, math_free
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -156,6 +156,7 @@ class GateReport:
             return f"All gates passed ({n - skipped} checked, {skipped} skipped)."
         return f"{len(self.failed)} of {n} gates failed: {', '.join(self.failed)}."
 
+    @math_free
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>"
                        for h in ("check", "status", "value", "threshold", "detail"))

@@ -27,6 +27,7 @@ from mlops_wb.core import (
     get_client,
     invalid_parameter,
     load_settings,
+    math_free,
 )
 from ..data.datasets import fingerprint
 from ..drift.compute import compute_drift
@@ -119,6 +120,7 @@ class MonitorResult:
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
+    @math_free
     def _repr_html_(self) -> str:
         from mlops_wb.core import escape
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core import PipelineError, ensure_experiment, get_client
+from ..core import PipelineError, ensure_experiment, get_client, math_free
 from .results import PipelineRun
 from .runner import run_notebook
 from .specs import load_spec, resolve_parameters
@@ -40,6 +40,7 @@ class PipelineResult:
                               "seconds": round(r.duration, 2), "note": r.skipped_reason or r.error or ""}
                              for n, r in self.steps.items()])
 
+    @math_free
     def _repr_html_(self) -> str:
         return self.summary().to_html(index=False, escape=True)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core import TrackingError, escape
+from ..core import TrackingError, escape, math_free
 from .execute import Execution, NotebookError, one_line
 from .liveness import STORE_WAIT_ENV, Heartbeat, until_reachable
 from .provenance import environment, literal_text, param_text
@@ -64,6 +64,7 @@ class PipelineRun:
         return (f"PipelineRun({Path(self.notebook).stem!r}, status={self.status}, run_id={self.run_id}, "
                 f"{self.duration:.1f}s, records={sorted(self.records)}{extra})")
 
+    @math_free
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in self.records.items())
         colour = {"FINISHED": "#1a7f37", "FAILED": "#cf222e", "KILLED": "#cf222e", "SKIPPED": "#6e7781"}.get(self.status, "#000")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..core import Settings, escape, get_client
+from ..core import Settings, escape, get_client, math_free
 from .audit import AuditRecord, audit_experiment, audit_key, audit_records, key_id, sign
 from .remote import workflow_server
 from mlops_wb.registry.state import (
@@ -62,6 +62,7 @@ class AuditVerification:
                 "unchecked": f"{self.signed} signed, signatures not checked: no audit key given",
                 "none": "unsigned"}[self.signatures]
 
+    @math_free
     def _repr_html_(self) -> str:
         colour = "#1a7f37" if self.ok else "#cf222e"
         items = "".join(f"<li>{escape(p)}</li>" for p in self.problems)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core import NotFoundError, check_choice, escape, get_client, invalid_parameter
+from ..core import NotFoundError, check_choice, escape, get_client, invalid_parameter, math_free
 from .filters import detect_filter_syntax
 from .frames import runs_frame
 from .runs import call_store, load_runs
@@ -88,6 +88,7 @@ class RunComparison:
                 + html_table(short(self.params)) + "<h4>Metrics (best in bold)</h4>"
                 + html_table(short(self.metrics.drop(columns="best_in")), bold=bold) + "</div>")
 
+    @math_free
     def _repr_html_(self) -> str:
         return self.to_html()
 

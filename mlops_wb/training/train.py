@@ -19,6 +19,7 @@ from mlops_wb.core import (
     escape,
     get_client,
     invalid_parameter,
+    math_free,
 )
 from ..data.datasets import SOURCE_ATTR
 from .models import load_logged_model, log_sklearn_model
@@ -61,6 +62,7 @@ class TrainResult:
             raise MlopsWbError(f"Run {self.run_id} has no logged model: it was trained with log_model=False.")
         return load_logged_model(self.model_uri, client=get_client(self.tracking_uri))
 
+    @math_free
     def _repr_html_(self) -> str:
         rows = "".join(f"<tr><td>{escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in self.metrics.items())
         return (f"<div><b>{escape(self.task)} run</b> <code>{escape(self.run_id)}</code>, model "

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..core import MlopsWbError, check_choice, escape, get_client, invalid_parameter
+from ..core import MlopsWbError, check_choice, escape, get_client, invalid_parameter, math_free
 from ..data.datasets import SOURCE_ATTR
 from ..tracking import html_table, metric_direction
 from mlops_wb.training.records import (
@@ -51,6 +51,7 @@ class SearchResult:
     best_score: float
     best: TrainResult | None  # the best configuration refitted on all the data (None if refit=False)
 
+    @math_free
     def _repr_html_(self) -> str:
         return (f"<div><b>search</b> <code>{escape(self.parent_run_id)}</code>: best {escape(self.metric)} = "
                 f"{self.best_score:.4g} in trial <code>{escape(self.best_run_id)}</code> with "

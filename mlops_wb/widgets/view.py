@@ -20,7 +20,7 @@ from typing import Any
 import ipywidgets as W
 import traitlets as T
 
-from ..core import SettingsError
+from ..core import NO_MATH, SettingsError, no_math
 from .base import PLOTLY_MIME, StatusArea
 
 # %% auto #0
@@ -131,7 +131,7 @@ def plot_html(spec: dict) -> str:
 def static_page(parts: list[dict]) -> str:
     "A snapshot's parts ({'text/html': ...} or {PLOTLY_MIME: spec}) as one static HTML string."
     body = "".join(p["text/html"] if "text/html" in p else plot_html(p[PLOTLY_MIME]) for p in parts)
-    return f"<div class='mlwb-static'>{_STYLE}{body}</div>"
+    return f"<div class='mlwb-static {NO_MATH}'>{_STYLE}{body}</div>"  # names keep their $ signs
 
 
 _PACKED: dict[str, Any] = {"html": None, "thread": None}
@@ -269,7 +269,7 @@ class WorkbenchView(W.VBox):
 
     def bundle(self) -> dict[str, Any]:
         "The persistent output: the view mimetype with the snapshot, the static HTML, one line of text."
-        parts = self.snapshot_parts()
+        parts = [{"text/html": no_math(p["text/html"])} if "text/html" in p else p for p in self.snapshot_parts()]
         return {VIEW_MIME: {"model_id": self.model_id, "display_id": self._display_id, "snapshot": {"parts": parts}},
                 "text/html": static_page(parts), "text/plain": self.summary()}
 
