@@ -5,6 +5,7 @@
 # %% ../../nbs/09_cli.ipynb #118ace6e
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
 import logging
@@ -18,7 +19,7 @@ from .base import LOGGER, app
 
 # %% auto #0
 __all__ = ['COMMAND_MODULES', 'COMMANDS', 'NOTEBOOK_COMMANDS', 'GC_FIRST_THRESHOLD', 'command_of', 'load_commands',
-           'lighten_process', 'usage_line', 'main']
+           'no_final_collections', 'lighten_process', 'usage_line', 'main']
 
 # %% ../../nbs/09_cli.ipynb #caec3e7f
 # Modules that add their own commands to `app`, loaded by `main`.
@@ -47,10 +48,22 @@ def load_commands(command: str | None = None, *, everything: bool = True) -> Any
 # %% ../../nbs/09_cli.ipynb #49b42680
 NOTEBOOK_COMMANDS: tuple[str, ...] = ("run", "pipeline", "reproduce", "sweep", "demo")  # they read and run notebooks
 GC_FIRST_THRESHOLD = 100_000  # new objects between two young collections (Python's default: 700)
+_AT_EXIT: list[bool] = []
+
+
+def no_final_collections() -> None:
+    """Registered with atexit: no more garbage collection. Python's teardown collects the whole heap again and again
+    as it clears its modules; nothing needs collecting then, the process hands its memory back whole."""
+    gc.disable()
+    gc.freeze()  # what is alive now is left out of the collections the teardown still runs
 
 
 def lighten_process(command: str | None, args: list[str]) -> None:
-    "Fewer garbage collections while the command imports its libraries; no IRI grammars for notebook commands."
+    """Fewer garbage collections while the command imports its libraries, none at exit; no IRI grammars for notebook
+    commands."""
+    if not _AT_EXIT:
+        atexit.register(no_final_collections)
+        _AT_EXIT.append(True)
     gen0, gen1, gen2 = gc.get_threshold()
     if gen0:  # 0: collection is off, and stays so
         gc.set_threshold(max(gen0, GC_FIRST_THRESHOLD), gen1, gen2)
