@@ -16,6 +16,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+import email.policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
@@ -26,9 +27,9 @@ from ..core import SECRET_WORDS, escape, invalid_parameter
 
 # %% auto #0
 __all__ = ['ALERT_FORMAT', 'EVENTS', 'SEVERITIES', 'SIGNATURE_HEADER', 'TIMESTAMP_HEADER', 'EVENT_HEADER', 'ALERT_ID_HEADER',
-           'REPLAY_TOLERANCE', 'RETRY_STATUSES', 'SLACK_ICONS', 'SMTP_PORTS', 'now_iso', 'scrub', 'Alert', 'make_alert',
-           'sign', 'verify_signature', 'webhook_request', 'DeliveryError', 'post_json', 'redact_url', 'url_id',
-           'slack_escape', 'detail_text', 'slack_message', 'email_message', 'send_email']
+           'REPLAY_TOLERANCE', 'RETRY_STATUSES', 'SLACK_ICONS', 'MAIL_POLICY', 'SMTP_PORTS', 'now_iso', 'scrub',
+           'Alert', 'make_alert', 'sign', 'verify_signature', 'webhook_request', 'DeliveryError', 'post_json',
+           'redact_url', 'url_id', 'slack_escape', 'detail_text', 'slack_message', 'email_message', 'send_email']
 
 # %% ../../nbs/00fa_alert_channels.ipynb #2981df11
 ALERT_FORMAT = "mlops_wb.alert"
@@ -266,9 +267,13 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     return {"text": f"[{alert.severity}] {alert.title}: {alert.subject}", "blocks": blocks}
 
 # %% ../../nbs/00fa_alert_channels.ipynb #1a194883
+MAIL_POLICY = email.policy.default.clone(max_line_length=998)  # RFC 5322's limit: a subject stays on its line
+# (folded at 78, a subject of 70-78 characters goes whole to a second line, and parsers read it with a leading space)
+
+
 def email_message(alert: Alert, *, sender: str, recipients: list[str] | tuple[str, ...]) -> EmailMessage:
     "The e-mail (plain text and HTML) for `alert`."
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MAIL_POLICY)
     msg["Subject"] = f"[mlops-wb] {alert.title}: {alert.subject}"
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
