@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -189,11 +190,24 @@ def test_missing_kernel(tmp_path, client):
 
 # Ctrl-C, through each command line: papermill's and ours.
 
-def _interrupt(cmd: list[str], out: Path, cwd: Path, again_after: float | None = None):
-    """Start `cmd`, wait until the notebook's long cell runs, send SIGINT to the process; its exit code and stderr.
-    With `again_after`, SIGINT again each `again_after` seconds while it runs, as a person presses Ctrl-C again."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+# A shell starts a command with Ctrl-C's default action. A test worker may not offer it: a library that ran in this
+# process can leave SIGINT ignored or blocked, and children inherit both (papermill then ran its 60 s cell to the
+# end and exited 0). So each command starts as from a shell: SIGINT unblocked, its default action, then exec.
+AS_FROM_A_SHELL = ("import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+                   "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])")
+
+
+def _sigint_state(pid: int) -> dict[str, bool]:
+    "Whether the process `pid` ignores or blocks SIGINT, from /proc."
+    fields = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    return {"ignored": bool(int(fields["SigIgn"], 16) & bit), "blocked": bool(int(fields["SigBlk"], 16) & bit)}
+
+
+def _interrupt(cmd: list[str], out: Path, cwd: Path):
+    "Start `cmd`, wait until the notebook's long cell runs, send SIGINT to the process; its exit code and stderr."
+    proc = subprocess.Popen([sys.executable, "-c", AS_FROM_A_SHELL, *cmd], cwd=cwd, env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 240
     try:
         while time.time() < deadline:  # papermill saves the notebook when a cell starts
@@ -203,13 +217,8 @@ def _interrupt(cmd: list[str], out: Path, cwd: Path, again_after: float | None =
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.3)
         time.sleep(1.0)
+        assert _sigint_state(proc.pid) == {"ignored": False, "blocked": False}, _sigint_state(proc.pid)
         os.kill(proc.pid, signal.SIGINT)
-        while again_after is not None and time.time() < deadline:
-            try:
-                proc.wait(timeout=again_after)
-                break
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -223,10 +232,8 @@ def test_difference_ctrl_c_exits_130_and_the_run_is_killed(tmp_path, tracking_ur
     from mlflow import MlflowClient
 
     shutil.copy(NBS / "keyboard_interrupt.ipynb", tmp_path / "keyboard_interrupt.ipynb")
-    # papermill sometimes turns a SIGINT into an interrupt of its kernel and goes on (seen on a busy machine, the
-    # kernel logging "KeyboardInterrupt caught in kernel."): press Ctrl-C again, as its user would
     code, err = _interrupt([str(BIN / "papermill"), "keyboard_interrupt.ipynb", "pm-out.ipynb"], tmp_path / "pm-out.ipynb",
-                           tmp_path, again_after=15)
+                           tmp_path)
     assert code == 1 and "Aborted!" in err, (code, err[-2000:])
     assert (tmp_path / "pm-out.ipynb").exists()
     code, err = _interrupt([str(BIN / "mlops-wb"), "run", "keyboard_interrupt.ipynb", "--uri", tracking_uri, "-e", "ctrl-c",
