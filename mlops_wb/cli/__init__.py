@@ -48,7 +48,6 @@ def load_commands(command: str | None = None, *, everything: bool = True) -> Any
 # %% ../../nbs/09_cli.ipynb #49b42680
 NOTEBOOK_COMMANDS: tuple[str, ...] = ("run", "pipeline", "reproduce", "sweep", "demo")  # they read and run notebooks
 GC_FIRST_THRESHOLD = 100_000  # new objects between two young collections (Python's default: 700)
-_AT_EXIT: list[bool] = []
 
 
 def no_final_collections() -> None:
@@ -61,9 +60,8 @@ def no_final_collections() -> None:
 def lighten_process(command: str | None, args: list[str]) -> None:
     """Fewer garbage collections while the command imports its libraries, none at exit; no IRI grammars for notebook
     commands."""
-    if not _AT_EXIT:
-        atexit.register(no_final_collections)
-        _AT_EXIT.append(True)
+    atexit.unregister(no_final_collections)  # once, however often it is called
+    atexit.register(no_final_collections)
     gen0, gen1, gen2 = gc.get_threshold()
     if gen0:  # 0: collection is off, and stays so
         gc.set_threshold(max(gen0, GC_FIRST_THRESHOLD), gen1, gen2)

@@ -252,24 +252,22 @@ def execute_notebook(
     output.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     status, error = "FINISHED", None
-    log = tempfile.TemporaryFile(prefix="mlwb-kernel-")
-    try:
-        pm.execute_notebook(_literal_path(notebook), _literal_path(output), parameters=parameters or None,
-                            engine_name=runner_engine(), kernel_name=kernel_name, cwd=str(cwd) if cwd else None,
-                            execution_timeout=timeout, progress_bar=False, log_output=False,
-                            before_cells=before_cells, kernel_env=env, kernel_log=log)
-    except pm.PapermillExecutionError as e:
-        status, error = "FAILED", cell_error(notebook.name, e)
-    except KeyboardInterrupt:
-        status = "KILLED"
-        error = NotebookError(f"The notebook {notebook.name} was interrupted (Ctrl-C).", notebook=notebook.name,
-                              ename="KeyboardInterrupt")
-    except MlopsWbError:
-        log.close()
-        raise  # from the hook: the runner could not start its run
-    except Exception as e:  # noqa: BLE001 - kernel death, timeouts, a missing kernel, I/O: the run ends FAILED
-        status, error = "FAILED", failure(notebook.name, e, timeout)
-    with log:
+    with tempfile.TemporaryFile(prefix="mlwb-kernel-") as log:
+        try:
+            pm.execute_notebook(_literal_path(notebook), _literal_path(output), parameters=parameters or None,
+                                engine_name=runner_engine(), kernel_name=kernel_name, cwd=str(cwd) if cwd else None,
+                                execution_timeout=timeout, progress_bar=False, log_output=False,
+                                before_cells=before_cells, kernel_env=env, kernel_log=log)
+        except pm.PapermillExecutionError as e:
+            status, error = "FAILED", cell_error(notebook.name, e)
+        except KeyboardInterrupt:
+            status = "KILLED"
+            error = NotebookError(f"The notebook {notebook.name} was interrupted (Ctrl-C).", notebook=notebook.name,
+                                  ename="KeyboardInterrupt")
+        except MlopsWbError:
+            raise  # from the hook: the runner could not start its run
+        except Exception as e:  # noqa: BLE001 - kernel death, timeouts, a missing kernel, I/O: the run ends FAILED
+            status, error = "FAILED", failure(notebook.name, e, timeout)
         kernel_log = _tail(log)
     duration = time.perf_counter() - t0
     if error is not None:

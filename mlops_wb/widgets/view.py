@@ -269,8 +269,9 @@ class WorkbenchView(W.VBox):
 
     def bundle(self) -> dict[str, Any]:
         "The persistent output: the view mimetype with the snapshot, the static HTML, one line of text."
-        parts = [{"text/html": no_math(p["text/html"])} if "text/html" in p else p for p in self.snapshot_parts()]
-        return {VIEW_MIME: {"model_id": self.model_id, "display_id": self._display_id, "snapshot": {"parts": parts}},
+        parts = self.snapshot_parts()  # Lab draws the snapshot's HTML parts with its own renderer, which typesets $...$
+        snapshot = [{"text/html": no_math(p["text/html"])} if "text/html" in p else p for p in parts]
+        return {VIEW_MIME: {"model_id": self.model_id, "display_id": self._display_id, "snapshot": {"parts": snapshot}},
                 "text/html": static_page(parts), "text/plain": self.summary()}
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
