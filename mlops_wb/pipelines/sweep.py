@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +24,24 @@ if TYPE_CHECKING:
 __all__ = ['grid_points', 'sweep']
 
 # %% ../../nbs/07b3_sweep.ipynb #a4f10a66
+_FIRST_IMPORTS = threading.Lock()
+
+
+def _import_run_libraries(uri: str) -> None:
+    """Import what a run needs (papermill, MLflow and its store for `uri`) one thread at a time. A Dask worker runs
+    grid points in threads of one process, and first imports of these racing each other fail now and then: a
+    partially initialised `mlflow`, or CPython 3.11's "AST constructor recursion depth mismatch"."""
+    with _FIRST_IMPORTS:
+        import papermill  # noqa: F401
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=uri)  # imports the store's modules
+
+
 def _sweep_point(args: dict[str, Any]) -> dict[str, Any]:
     "Run one grid point in a worker process (top-level, so it can be pickled)."
     try:
+        _import_run_libraries(args["uri"])
         r = run_notebook(args["notebook"], parameters=args["parameters"], experiment=args["experiment"],
                          uri=args["uri"], cwd=args["cwd"], parent_run_id=args["parent"], raise_on_error=False,
                          run_name=args["name"])
